@@ -1,0 +1,1 @@
+"""Gonghui's shared library: the spine every service stands on."""

@@ -1,0 +1,203 @@
+"""The FastAPI application every service builds the same way.
+
+`create_service_app` wires what all services share: the lifespan (database,
+bus, outbox relay, consumers), request ids, JSON logs, the error shape,
+`/healthz`, `/readyz` and `/metrics`. A service's `main.py` only adds its routers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Table
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gonghui_shared import metrics
+from gonghui_shared.bus import Subscription
+from gonghui_shared.errors import error_response, install_error_handlers
+from gonghui_shared.logging import configure_logging, request_id_var
+from gonghui_shared.runtime import ServiceRuntime
+from gonghui_shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+StartupHook = Callable[[FastAPI, ServiceRuntime], Awaitable[None]]
+
+
+class RequestContextMiddleware:
+    """Request id in, request id out; one access log line and metrics per request."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+        request_id = incoming if incoming.isprintable() and incoming else uuid.uuid4().hex[:16]
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"].append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            method = scope["method"]
+            metrics.HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+            metrics.HTTP_LATENCY.labels(self.service, method, template).observe(elapsed)
+            if template not in ("/healthz", "/readyz", "/metrics"):
+                log.info(
+                    "%s %s %d",
+                    method,
+                    scope["path"],
+                    status,
+                    extra={"status": status, "ms": round(elapsed * 1000, 1), "route": template},
+                )
+            request_id_var.reset(token)
+
+
+class RejectNulCharacters:
+    """NUL is never valid text, and PostgreSQL refuses it: turn it away as a 422 up front.
+
+    Checks the path, the query string and JSON bodies (file uploads are binary
+    and are left alone).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        if b"%00" in raw_path or "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+            await self._reject(send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if not headers.get(b"content-type", b"").startswith(b"application/json"):
+            await self.app(scope, receive, send)
+            return
+        body, more = bytearray(), True
+        messages: list[Message] = []
+        while more:
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if message["type"] != "http.request":
+                break
+        if b"\\u0000" in body or b"\x00" in body:
+            await self._reject(send)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _reject(send: Send) -> None:
+        response = error_response(
+            422, "invalid_character", "Text may not contain NUL characters", "文本不能包含空字符"
+        )
+        await send({"type": "http.response.start", "status": 422, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        """The process is up and serving HTTP."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness", responses={503: {"description": "not ready"}})
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready when the database answers and NATS with JetStream is connected."""
+        runtime: ServiceRuntime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        for name, probe in (("database", runtime.db.ping), ("nats", runtime.bus.check)):
+            try:
+                await asyncio.wait_for(probe(), 2.0)
+                checks[name] = "ok"
+            except Exception as exc:  # noqa: BLE001 - report, don't raise
+                checks[name] = f"failing: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    version: str,
+    routers: Sequence[APIRouter],
+    outbox: Table,
+    inbox: Table,
+    subscriptions: Sequence[Subscription] = (),
+    on_startup: StartupHook | None = None,
+    openapi_tags: list[dict[str, Any]] | None = None,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.log_level)
+        runtime = ServiceRuntime.create(settings, outbox)
+        app.state.runtime = runtime
+        if on_startup is not None:
+            await on_startup(app, runtime)
+        runtime.start(inbox, subscriptions)
+        log.info("started", extra={"port": settings.port, "database": runtime.db.dialect})
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        openapi_tags=openapi_tags,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RejectNulCharacters)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    app.include_router(health_router())
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,207 @@
+"""The outbox relay: publishes committed events to JetStream, in order, at least once.
+
+Each event is published with `Nats-Msg-Id` = its event id, so JetStream drops
+a re-publish (after a crash between publishing and stamping `sent_at`) within
+the stream's duplicate window; consumers' inboxes catch anything older.
+
+The relay claims *unsent rows*, never "rows after the last position seen":
+on PostgreSQL a lower position can commit after a higher one, and reading by
+position would skip it. Only one relay per service publishes at a time
+(a PostgreSQL advisory lock), which keeps per-aggregate order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, Table, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from gonghui_shared import metrics
+from gonghui_shared.bus.connection import Bus
+from gonghui_shared.bus.outbox import OUTBOX_WRITTEN
+from gonghui_shared.contracts import subject_for
+from gonghui_shared.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        outbox: Table,
+        *,
+        service: str,
+        batch_size: int = 200,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.outbox = outbox
+        self.service = service
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._lock_conn: AsyncConnection | None = None
+        self._failures = 0
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        self.db.after_commit(self.wake)
+        self._task = asyncio.create_task(self.run(), name=f"{self.service}-outbox-relay")
+
+    def wake(self, session: AsyncSession | None = None) -> None:
+        """Called after each commit; only a commit that wrote an event wakes the relay."""
+        if session is None or session.info.get(OUTBOX_WRITTEN):
+            self._wake.set()
+
+    async def stop(self, drain_seconds: float = 5.0) -> None:
+        """Stop, after one last attempt to publish what is committed."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, drain_seconds)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+        if self._lock_conn is not None:
+            await self._lock_conn.close()
+            self._lock_conn = None
+
+    # -- the loop ------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.bus.connected()
+        await self._ensure_stream()
+        while True:
+            published = 0
+            try:
+                if await self._lead():
+                    published = await self.publish_batch()
+                    self._failures = 0
+            except Exception as exc:  # noqa: BLE001 - keep relaying whatever failed
+                self._failures += 1
+                log.warning("outbox relay error: %s", exc, extra={"service": self.service})
+                await asyncio.sleep(min(0.2 * 2**self._failures, 10.0))
+                continue
+            if self._stopping and published == 0:
+                return
+            if published < self.batch_size:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        self._wake.clear()
+
+    async def _ensure_stream(self) -> None:
+        while True:
+            try:
+                await self.bus.ensure_stream(self.service)
+                return
+            except Exception as exc:  # noqa: BLE001
+                log.warning("cannot set up stream yet: %s", exc)
+                await asyncio.sleep(1.0)
+
+    async def _lead(self) -> bool:
+        """True if this process may publish (always on SQLite: one process owns the file)."""
+        if self.db.dialect != "postgresql":
+            return True
+        if self._lock_conn is not None and not self._lock_conn.closed:
+            return True
+        conn = await self.db.engine.connect()
+        got = await conn.scalar(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": _lock_key(f"outbox:{self.service}")}
+        )
+        await conn.commit()
+        if got:
+            self._lock_conn = conn
+            log.info("this instance now relays the outbox", extra={"service": self.service})
+            return True
+        await conn.close()
+        return False
+
+    # -- one batch -----------------------------------------------------------
+
+    async def publish_batch(self) -> int:
+        """Publish up to `batch_size` unsent events in position order; return how many."""
+        rows = await self._claim()
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(await self.backlog())
+        if not rows:
+            return 0
+        published: list[int] = []
+        try:
+            for row in rows:
+                ack = await self.bus.js.publish(
+                    subject_for(row.event_type, row.event_version, self.bus.root),
+                    row.payload.encode(),
+                    timeout=5,
+                    headers={"Nats-Msg-Id": row.event_id},
+                )
+                published.append(row.position)
+                if ack.duplicate:
+                    metrics.OUTBOX_DUPLICATES.labels(self.service).inc()
+        except Exception as exc:
+            # Stop at the first failure so later events never overtake it.
+            await self._record_failure(rows[len(published)], exc)
+            if not published:
+                raise
+        await self._mark_sent(published)
+        metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(published))
+        return len(published)
+
+    async def _claim(self) -> Sequence[Any]:
+        o = self.outbox.c
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                select(o.position, o.event_id, o.event_type, o.event_version, o.payload)
+                .where(o.sent_at.is_(None))
+                .order_by(o.position)
+                .limit(self.batch_size)
+            )
+            return result.all()
+
+    async def _mark_sent(self, positions: list[int]) -> None:
+        if not positions:
+            return
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(self.outbox)
+                .where(self.outbox.c.position.in_(positions))
+                .values(sent_at=datetime.now(UTC))
+            )
+
+    async def _record_failure(self, row: Row[Any], exc: Exception) -> None:
+        log.warning(
+            "publish failed: %s",
+            exc,
+            extra={"event_id": row.event_id, "event_type": row.event_type},
+        )
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(self.outbox)
+                .where(self.outbox.c.position == row.position)
+                .values(attempts=self.outbox.c.attempts + 1, last_error=str(exc)[:500])
+            )
+
+    async def backlog(self) -> int:
+        async with self.db.sessions() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(self.outbox).where(self.outbox.c.sent_at.is_(None))
+            )
+            return int(count or 0)
