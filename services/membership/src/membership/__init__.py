@@ -1,0 +1,1 @@
+"""Membership service: union organisations, members and admissions (入会)."""

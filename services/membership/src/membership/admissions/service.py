@@ -1,0 +1,645 @@
+"""The admission procedure (入会): signed application → roster → county approval → member number.
+
+会泽县's rule, "有申请书、有名册、有批复、编号一致": every member starts as a form the
+worker signed (`form_ref`), travels on a roster (花名册) from their union to the
+county federation, and is approved with the approval document's number (批复文号)
+or rejected with a reason. Approval assigns the member number, unique in the
+county, which is the same on paper and in the system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gonghui_shared.auth import Principal
+from gonghui_shared.clock import CHINA
+from gonghui_shared.contracts.membership import (
+    ApplicationRejected,
+    ApplicationSubmitted,
+    MemberApproved,
+)
+from gonghui_shared.errors import Conflict, NotFound, OutOfScope, Unprocessable
+from gonghui_shared.identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_id_number
+from gonghui_shared.permissions import Action, Role
+from gonghui_shared.pii import PiiCipher
+from gonghui_shared.vocabulary import MemberCategory
+from membership.admissions import repository
+from membership.admissions.models import (
+    PENDING,
+    Application,
+    ApplicationStatus,
+    Roster,
+)
+from membership.admissions.person import protect
+from membership.admissions.schemas import (
+    ApplicationCreate,
+    ApplicationDetail,
+    ApplicationRead,
+    ApplicationStep,
+    MemberSummary,
+    RosterCreate,
+    RosterRead,
+    StatusCounts,
+)
+from membership.audit.service import history, record_transition
+from membership.events.publish import publish
+from membership.members.models import Member, MemberStatus
+from membership.orgs import repository as orgs_repository
+from membership.orgs import service as orgs_service
+from membership.orgs.models import Org, OrgStatus
+from membership.rosters.template import ApplicantData
+
+_SEQUENCE_DIGITS = 6
+
+
+class RosterNotFound(NotFound):
+    code = "roster_not_found"
+    message = "Roster not found"
+    message_zh = "入会名册不存在"
+
+
+class ApplicationNotFound(NotFound):
+    code = "application_not_found"
+    message = "Application not found"
+    message_zh = "入会申请不存在"
+
+
+class InvalidIdNumberError(Unprocessable):
+    code = "invalid_id_number"
+    message = "The ID number is not valid"
+    message_zh = "身份证号码无效"
+
+
+class InvalidPhoneError(Unprocessable):
+    code = "invalid_phone"
+    message = "The phone number is not valid"
+    message_zh = "电话号码无效"
+
+
+class InvalidSubtype(Unprocessable):
+    code = "invalid_subtype"
+    message = "A subtype is required for new_employment and only for it"
+    message_zh = "新就业形态劳动者须填写类型，其他类别不填"
+
+
+class RosterNotOfOrg(Unprocessable):
+    code = "roster_not_of_org"
+    message = "The roster belongs to another organisation"
+    message_zh = "该名册不属于此工会组织"
+
+
+class ApplicationNotOfOrg(Unprocessable):
+    code = "application_not_of_org"
+    message = "The application belongs to another organisation than the roster"
+    message_zh = "入会申请与名册不属于同一工会组织"
+
+
+class OrgDissolved(Conflict):
+    code = "org_dissolved"
+    message = "The organisation is dissolved and admits no members"
+    message_zh = "该工会组织已撤销，不再接收入会申请"
+
+
+class AlreadyMember(Conflict):
+    code = "already_member"
+    message = "This person is already an active member"
+    message_zh = "此人已是在册会员"
+
+
+class DuplicateApplication(Conflict):
+    code = "duplicate_application"
+    message = "This person already has an application awaiting a decision"
+    message_zh = "此人已有待审批的入会申请"
+
+
+class ApplicationNotSubmitted(Conflict):
+    code = "application_not_submitted"
+    message = "Only a submitted application not yet on a roster can be put on one"
+    message_zh = "只有尚未列入名册的入会申请才能列入名册"
+
+
+class ApplicationNotOnRoster(Conflict):
+    code = "application_not_on_roster"
+    message = "An application is approved only from a roster (有名册才有批复)"
+    message_zh = "入会申请须先列入名册方可批复"
+
+
+class ApplicationAlreadyDecided(Conflict):
+    code = "application_already_decided"
+    message = "The application has already been approved or rejected"
+    message_zh = "该入会申请已审批"
+
+
+class MemberNumbersExhausted(Conflict):
+    code = "member_numbers_exhausted"
+    message = "The county has used every member number of this year"
+    message_zh = "本县本年度会员编号已用完"
+
+
+# ---------------------------------------------------------------- shaping
+
+
+def approval_date(now: datetime) -> date:
+    """The calendar date in China at `now`: the year of the member number and the join date."""
+    return now.astimezone(CHINA).date()
+
+
+def to_read(application: Application, pii: PiiCipher, principal: Principal) -> ApplicationRead:
+    """The application as `principal` may see it: personal data in full only with read_personal."""
+    personal = principal.may(Action.members_read_personal)
+    return ApplicationRead(
+        id=application.id,
+        org_id=application.org_id,
+        roster_id=application.roster_id,
+        status=ApplicationStatus(application.status),
+        name=application.name,
+        id_number=(
+            pii.decrypt(application.id_number_encrypted)
+            if personal
+            else application.id_number_masked
+        ),
+        phone=pii.decrypt(application.phone_encrypted) if personal else application.phone_masked,
+        gender=application.gender,
+        birth_year=application.birth_date.year,
+        birth_date=application.birth_date if personal else None,
+        household_type=application.household_type,
+        category=application.category,
+        subtype=application.subtype,
+        employer=application.employer,
+        form_ref=application.form_ref,
+        submitted_by=application.submitted_by,
+        decided_by=application.decided_by,
+        decided_at=application.decided_at,
+        approval_doc_no=application.approval_doc_no,
+        rejection_reason=application.rejection_reason,
+        member_id=application.member_id,
+        created_at=application.created_at,
+        updated_at=application.updated_at,
+    )
+
+
+async def to_detail(
+    session: AsyncSession, application: Application, pii: PiiCipher, principal: Principal
+) -> ApplicationDetail:
+    steps = await history(session, "application", application.id)
+    return ApplicationDetail(
+        **to_read(application, pii, principal).model_dump(),
+        history=[
+            ApplicationStep(
+                from_state=t.from_state,
+                to=t.to_state,
+                actor=t.actor,
+                role=t.actor_role,
+                reason=t.reason,
+                details=t.details,
+                at=t.at,
+            )
+            for t in steps
+        ],
+    )
+
+
+def member_summary(member: Member) -> MemberSummary:
+    return MemberSummary(
+        member_no=member.member_no,
+        name=member.name,
+        org_id=member.org_id,
+        category=member.category,
+        joined_on=member.joined_on,
+        status=member.status,
+    )
+
+
+async def rosters_read(session: AsyncSession, rosters: Sequence[Roster]) -> list[RosterRead]:
+    counts = await repository.status_counts(session, [r.id for r in rosters])
+    return [
+        RosterRead(
+            id=r.id,
+            org_id=r.org_id,
+            title=r.title,
+            source=r.source,
+            filename=r.filename,
+            submitted_by=r.submitted_by,
+            created_at=r.created_at,
+            counts=StatusCounts(**counts.get(r.id, {}), total=sum(counts.get(r.id, {}).values())),
+        )
+        for r in rosters
+    ]
+
+
+def scope_path(principal: Principal) -> str | None:
+    """The subtree a principal lists within; None (everything) only for a platform admin."""
+    if principal.role is Role.platform_admin:
+        return None
+    if not principal.org_path:
+        raise OutOfScope()
+    return principal.org_path
+
+
+# ---------------------------------------------------------------- lookups
+
+
+async def get_roster_in_scope(
+    session: AsyncSession, principal: Principal, roster_id: str, action: Action
+) -> Roster:
+    principal.require(action)
+    roster = await repository.get_roster(session, roster_id)
+    if roster is None:
+        raise RosterNotFound()
+    principal.require(action, roster.org_path)
+    return roster
+
+
+async def get_application_in_scope(
+    session: AsyncSession,
+    principal: Principal,
+    application_id: str,
+    action: Action,
+    *,
+    for_update: bool = False,
+) -> Application:
+    principal.require(action)
+    application = await repository.get_application(session, application_id, for_update=for_update)
+    if application is None:
+        raise ApplicationNotFound()
+    principal.require(action, application.org_path)
+    return application
+
+
+async def _org_of(session: AsyncSession, org_id: str) -> Org:
+    org = await orgs_repository.get(session, org_id)
+    assert org is not None  # org_id columns are foreign keys
+    return org
+
+
+# ---------------------------------------------------------------- rosters
+
+
+async def open_roster(
+    session: AsyncSession,
+    principal: Principal,
+    data: RosterCreate,
+    *,
+    source: str = "manual",
+    filename: str | None = None,
+) -> Roster:
+    """Start a roster (花名册) for an org in scope; applications are added to it afterwards."""
+    org = await orgs_service.get_in_scope(
+        session, principal, data.org_id, Action.applications_submit
+    )
+    _require_active(org)
+    roster = Roster(
+        org_id=org.id,
+        org_path=org.path,
+        title=data.title,
+        source=source,
+        filename=filename,
+        submitted_by=principal.subject,
+    )
+    session.add(roster)
+    await session.flush()
+    return roster
+
+
+def _require_active(org: Org) -> None:
+    if org.status != OrgStatus.active:
+        raise OrgDissolved(details={"field": "org_id"})
+
+
+async def add_to_roster(
+    session: AsyncSession, principal: Principal, roster_id: str, application_ids: Sequence[str]
+) -> Roster:
+    """Put submitted applications of the roster's org onto it; all of them or none."""
+    roster = await get_roster_in_scope(session, principal, roster_id, Action.applications_submit)
+    wanted = list(dict.fromkeys(application_ids))
+    found = {a.id: a for a in await repository.applications_for_update(session, wanted)}
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise ApplicationNotFound(details={"field": "application_ids", "application_ids": missing})
+    for application_id in wanted:
+        application = found[application_id]
+        if application.org_id != roster.org_id:
+            raise ApplicationNotOfOrg(
+                details={"field": "application_ids", "application_id": application_id}
+            )
+        if application.status != ApplicationStatus.submitted:
+            raise ApplicationNotSubmitted(
+                details={"application_id": application_id, "status": application.status}
+            )
+    for application_id in wanted:
+        application = found[application_id]
+        application.roster_id = roster.id
+        application.status = ApplicationStatus.on_roster
+        await record_transition(
+            session,
+            principal,
+            entity="application",
+            entity_id=application.id,
+            from_state=ApplicationStatus.submitted,
+            to_state=ApplicationStatus.on_roster,
+            details={"roster_id": roster.id},
+        )
+    await session.flush()
+    return roster
+
+
+# ---------------------------------------------------------------- applications
+
+
+def validate_applicant(data: ApplicationCreate) -> ApplicantData:
+    """Check the ID number, phone and category/subtype of an application body."""
+    try:
+        id_number = parse_id_number(data.id_number)
+    except InvalidIdNumber as exc:
+        raise InvalidIdNumberError(
+            exc.message, exc.message_zh, details={"field": "id_number", "reason": exc.reason}
+        ) from None
+    try:
+        phone = normalize_phone(data.phone)
+    except InvalidPhone as exc:
+        raise InvalidPhoneError(exc.message, exc.message_zh, details={"field": "phone"}) from None
+    needs_subtype = data.category is MemberCategory.NEW_EMPLOYMENT
+    if needs_subtype and data.subtype is None:
+        raise InvalidSubtype(
+            "A new-employment-form worker needs a subtype (rider, courier, …)",
+            "新就业形态劳动者须填写类型（外卖骑手、快递员等）",
+            details={"field": "subtype"},
+        )
+    if not needs_subtype and data.subtype is not None:
+        raise InvalidSubtype(
+            "Only new_employment members have a subtype",
+            "只有新就业形态劳动者填写类型",
+            details={"field": "subtype"},
+        )
+    return ApplicantData(
+        name=data.name,
+        id=id_number,
+        phone=phone,
+        household_type=data.household_type,
+        category=data.category,
+        subtype=data.subtype,
+        employer=data.employer,
+        form_ref=data.form_ref,
+    )
+
+
+async def submit(
+    session: AsyncSession, pii: PiiCipher, principal: Principal, data: ApplicationCreate
+) -> Application:
+    """Record a worker's signed application at an org in scope, on a roster if one is named."""
+    org = await orgs_service.get_in_scope(
+        session, principal, data.org_id, Action.applications_submit
+    )
+    roster: Roster | None = None
+    if data.roster_id is not None:
+        roster = await repository.get_roster(session, data.roster_id)
+        if roster is None:
+            raise RosterNotFound(details={"field": "roster_id"})
+        if roster.org_id != org.id:
+            raise RosterNotOfOrg(details={"field": "roster_id"})
+    return await submit_validated(session, pii, principal, org, roster, validate_applicant(data))
+
+
+async def submit_validated(
+    session: AsyncSession,
+    pii: PiiCipher,
+    principal: Principal,
+    org: Org,
+    roster: Roster | None,
+    applicant: ApplicantData,
+) -> Application:
+    """Store one validated applicant (a form or a roster row) for an org already authorised."""
+    _require_active(org)
+    person = protect(pii, applicant.id, applicant.phone)
+    id_hash = person["id_number_hash"]
+    if await repository.active_member_of(session, id_hash):
+        raise AlreadyMember(details={"field": "id_number"})
+    if await repository.pending_application_of(session, id_hash):
+        raise DuplicateApplication(details={"field": "id_number"})
+    status = ApplicationStatus.on_roster if roster is not None else ApplicationStatus.submitted
+    application = Application(
+        org_id=org.id,
+        org_path=org.path,
+        roster_id=roster.id if roster else None,
+        status=status,
+        name=applicant.name,
+        household_type=applicant.household_type.value,
+        category=applicant.category.value,
+        subtype=applicant.subtype.value if applicant.subtype else None,
+        employer=applicant.employer,
+        form_ref=applicant.form_ref,
+        submitted_by=principal.subject,
+        **person,
+    )
+    try:
+        # A concurrent request may have inserted the same person since the check above;
+        # the partial unique index catches it, and the savepoint keeps our transaction usable.
+        async with session.begin_nested():
+            session.add(application)
+            await session.flush()
+    except IntegrityError:
+        raise DuplicateApplication(details={"field": "id_number"}) from None
+    await record_transition(
+        session,
+        principal,
+        entity="application",
+        entity_id=application.id,
+        from_state=None,
+        to_state=status,
+        details={"roster_id": application.roster_id, "form_ref": application.form_ref},
+    )
+    await publish(
+        session,
+        ApplicationSubmitted(
+            application_id=application.id,
+            org_id=application.org_id,
+            roster_id=application.roster_id,
+            category=application.category,
+            subtype=application.subtype,
+        ),
+        aggregate_id=application.id,
+        org_path=application.org_path,
+    )
+    return application
+
+
+# ---------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What one approval produced."""
+
+    application: Application
+    member: Member
+    org: Org
+
+
+async def approve(
+    session: AsyncSession, principal: Principal, application_id: str, approval_doc_no: str
+) -> Admission:
+    """Approve one application on a roster (批复): assign the member number and admit the member."""
+    application = await get_application_in_scope(
+        session, principal, application_id, Action.applications_decide, for_update=True
+    )
+    if application.status not in PENDING:
+        raise ApplicationAlreadyDecided(details={"status": application.status})
+    if application.status != ApplicationStatus.on_roster:
+        raise ApplicationNotOnRoster()
+    org = await _org_of(session, application.org_id)
+    return await _admit(session, principal, application, org, approval_doc_no, datetime.now(UTC))
+
+
+async def approve_roster(
+    session: AsyncSession, principal: Principal, roster_id: str, approval_doc_no: str
+) -> tuple[list[Admission], list[tuple[str, str]]]:
+    """Approve every application on a roster in one transaction; skip people already members."""
+    roster = await get_roster_in_scope(session, principal, roster_id, Action.applications_decide)
+    org = await _org_of(session, roster.org_id)
+    now = datetime.now(UTC)
+    admitted: list[Admission] = []
+    skipped: list[tuple[str, str]] = []
+    pending = await repository.roster_applications_for_update(
+        session, roster.id, ApplicationStatus.on_roster
+    )
+    for application in pending:
+        try:
+            admitted.append(
+                await _admit(session, principal, application, org, approval_doc_no, now)
+            )
+        except AlreadyMember as exc:
+            skipped.append((application.id, exc.code))
+    return admitted, skipped
+
+
+async def _admit(
+    session: AsyncSession,
+    principal: Principal,
+    application: Application,
+    org: Org,
+    approval_doc_no: str,
+    now: datetime,
+) -> Admission:
+    if await repository.active_member_of(session, application.id_number_hash):
+        raise AlreadyMember(details={"application_id": application.id})
+    joined_on = approval_date(now)
+    try:
+        # The number is taken inside the savepoint: if the member cannot be created,
+        # the increment is rolled back with it and the sequence keeps no gap.
+        async with session.begin_nested():
+            sequence = await repository.next_member_sequence(
+                session, org.county_code, joined_on.year
+            )
+            if sequence >= 10**_SEQUENCE_DIGITS:
+                raise MemberNumbersExhausted()
+            member = Member(
+                member_no=f"{org.county_code}{joined_on.year:04d}{sequence:0{_SEQUENCE_DIGITS}d}",
+                application_id=application.id,
+                org_id=application.org_id,
+                org_path=application.org_path,
+                status=MemberStatus.active,
+                name=application.name,
+                id_number_encrypted=application.id_number_encrypted,
+                id_number_hash=application.id_number_hash,
+                id_number_masked=application.id_number_masked,
+                phone_encrypted=application.phone_encrypted,
+                phone_masked=application.phone_masked,
+                gender=application.gender,
+                birth_date=application.birth_date,
+                household_type=application.household_type,
+                category=application.category,
+                subtype=application.subtype,
+                employer=application.employer,
+                joined_on=joined_on,
+            )
+            session.add(member)
+            await session.flush()
+    except IntegrityError:
+        # Only the active-person index can collide here (the application row is locked).
+        raise AlreadyMember(details={"application_id": application.id}) from None
+
+    previous = application.status
+    application.status = ApplicationStatus.approved
+    application.decided_by = principal.subject
+    application.decided_at = now
+    application.approval_doc_no = approval_doc_no
+    application.member_id = member.id
+    await session.flush()
+    await record_transition(
+        session,
+        principal,
+        entity="application",
+        entity_id=application.id,
+        from_state=previous,
+        to_state=ApplicationStatus.approved,
+        details={"approval_doc_no": approval_doc_no, "member_no": member.member_no},
+    )
+    await record_transition(
+        session,
+        principal,
+        entity="member",
+        entity_id=member.id,
+        from_state=None,
+        to_state=MemberStatus.active,
+        details={"application_id": application.id, "approval_doc_no": approval_doc_no},
+    )
+    await publish(
+        session,
+        MemberApproved(
+            member_id=member.id,
+            member_no=member.member_no,
+            application_id=application.id,
+            org_id=member.org_id,
+            name=member.name,
+            category=member.category,
+            subtype=member.subtype,
+            household_type=member.household_type,
+            gender=member.gender,
+            birth_year=member.birth_date.year,
+            approval_doc_no=approval_doc_no,
+            approved_at=now,
+        ),
+        aggregate_id=member.id,
+        org_path=member.org_path,
+    )
+    return Admission(application=application, member=member, org=org)
+
+
+async def reject(
+    session: AsyncSession, principal: Principal, application_id: str, reason: str
+) -> Application:
+    """Reject a pending application with the reason the worker will be told."""
+    application = await get_application_in_scope(
+        session, principal, application_id, Action.applications_decide, for_update=True
+    )
+    if application.status not in PENDING:
+        raise ApplicationAlreadyDecided(details={"status": application.status})
+    previous = application.status
+    application.status = ApplicationStatus.rejected
+    application.decided_by = principal.subject
+    application.decided_at = datetime.now(UTC)
+    application.rejection_reason = reason
+    await session.flush()
+    await record_transition(
+        session,
+        principal,
+        entity="application",
+        entity_id=application.id,
+        from_state=previous,
+        to_state=ApplicationStatus.rejected,
+        reason=reason,
+    )
+    await publish(
+        session,
+        ApplicationRejected(
+            application_id=application.id, org_id=application.org_id, reason=reason
+        ),
+        aggregate_id=application.id,
+        org_path=application.org_path,
+    )
+    return application

@@ -1,0 +1,1 @@
+"""Events: what membership publishes (`publish.py`). It consumes none yet."""

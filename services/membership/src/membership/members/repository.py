@@ -1,0 +1,102 @@
+"""Member and transfer queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gonghui_shared.pagination import paginate
+from membership.cadres.models import Cadre
+from membership.members.models import Member, Transfer, TransferStatus
+from membership.orgs.models import Org
+
+
+async def by_number(session: AsyncSession, member_no: str, *, lock: bool = False) -> Member | None:
+    query = select(Member).where(Member.member_no == member_no)
+    if lock:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def list_members(
+    session: AsyncSession,
+    *,
+    within_path: str | None,
+    category: str | None,
+    status: str | None,
+    q: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Sequence[Member]:
+    query = select(Member)
+    if within_path:
+        query = query.where(Member.org_path.startswith(within_path, autoescape=True))
+    if category:
+        query = query.where(Member.category == category)
+    if status:
+        query = query.where(Member.status == status)
+    if q:
+        query = query.where(
+            or_(
+                Member.name.contains(q, autoescape=True),
+                Member.member_no.startswith(q, autoescape=True),
+            )
+        )
+    return (await session.scalars(paginate(query, Member.id, cursor, limit))).all()
+
+
+async def org_names(session: AsyncSession, org_ids: set[str]) -> dict[str, str]:
+    if not org_ids:
+        return {}
+    rows = await session.execute(select(Org.id, Org.name).where(Org.id.in_(org_ids)))
+    return {row.id: row.name for row in rows}
+
+
+async def pending_transfer(session: AsyncSession, member_id: str) -> Transfer | None:
+    return await session.scalar(
+        select(Transfer).where(
+            Transfer.member_id == member_id, Transfer.status == TransferStatus.requested
+        )
+    )
+
+
+async def get_transfer(
+    session: AsyncSession, transfer_id: str, *, lock: bool = False
+) -> Transfer | None:
+    query = select(Transfer).where(Transfer.id == transfer_id)
+    if lock:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def list_transfers(
+    session: AsyncSession,
+    *,
+    incoming_path: str | None,
+    outgoing_path: str | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Sequence[Transfer]:
+    query = select(Transfer)
+    if incoming_path is not None:
+        query = query.where(Transfer.to_org_path.startswith(incoming_path, autoescape=True))
+    if outgoing_path is not None:
+        query = query.where(Transfer.from_org_path.startswith(outgoing_path, autoescape=True))
+    if status:
+        query = query.where(Transfer.status == status)
+    return (await session.scalars(paginate(query, Transfer.id, cursor, limit))).all()
+
+
+async def end_cadre_posts(session: AsyncSession, member_id: str, on: date) -> int:
+    """End the member's active cadre appointments; returns how many."""
+    result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+        update(Cadre)
+        .where(Cadre.member_id == member_id, Cadre.ended_on.is_(None))
+        .values(ended_on=on)
+    )
+    return int(result.rowcount or 0)

@@ -1,0 +1,1 @@
+"""Rosters (花名册): the member lists exchanged with union federations as files."""
