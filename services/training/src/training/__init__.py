@@ -1,0 +1,1 @@
+"""Gonghui training: courses, sessions, enrolment, attendance, certificates, competitions."""

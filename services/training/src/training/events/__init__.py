@@ -1,0 +1,1 @@
+"""Events: what training consumes (handlers.py) and publishes (publish.py)."""
