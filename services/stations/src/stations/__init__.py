@@ -1,0 +1,1 @@
+"""Gonghui stations: worker service stations and the 15-minute service circle."""

@@ -1,0 +1,19 @@
+"""The declarative base, with the bus tables on the same metadata."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import DeclarativeBase
+
+from gonghui_shared.bus import bus_tables
+from gonghui_shared.db import new_metadata
+from gonghui_shared.models import TYPE_ANNOTATION_MAP, Timestamped, id_column, utcnow
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
+
+
+outbox, inbox = bus_tables(Base.metadata)
+
+__all__ = ["Base", "Timestamped", "id_column", "inbox", "outbox", "utcnow"]

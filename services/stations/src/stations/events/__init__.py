@@ -1,0 +1,1 @@
+"""Events: what stations consumes (handlers.py) and publishes (publish.py)."""

@@ -1,0 +1,1 @@
+"""Nearby search: the 15-minute union service circle."""

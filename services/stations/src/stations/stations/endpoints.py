@@ -1,0 +1,157 @@
+"""`/v1/stations`: service stations, their amenities, opening hours and lifecycle."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from gonghui_shared.deps import PageDep, PrincipalDep, RuntimeDep, SessionDep
+from gonghui_shared.errors import ERROR_RESPONSES
+from gonghui_shared.pagination import PageOut, page_of
+from gonghui_shared.permissions import Action
+from stations.config import StationsSettings
+from stations.nearby import service as nearby
+from stations.nearby.schemas import NearbyPage, NearbyParams
+from stations.stations import repository, service
+from stations.stations.models import StationStatus, StationType
+from stations.stations.schemas import (
+    AmenityRead,
+    OpenAt,
+    Reopen,
+    StationCreate,
+    StationRead,
+    StationUpdate,
+    StatusChange,
+)
+
+router = APIRouter(tags=["stations"], responses=ERROR_RESPONSES)
+
+# Fixed paths under /v1/stations/ (nearby, …) live in routers included before this one, or
+# above the `{station_id}` routes here, so that `{station_id}` does not swallow them.
+
+
+@router.get("/v1/stations/nearby", tags=["nearby"])
+async def nearby_stations(
+    q: Annotated[NearbyParams, Depends()],
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> NearbyPage:
+    """Active stations within walking minutes (default 15) or a radius of a point, nearest first."""
+    principal.require(Action.stations_read)
+    settings = runtime.settings
+    assert isinstance(settings, StationsSettings)
+    return await nearby.search(session, **vars(q), speed_kmh=settings.walking_speed_kmh)
+
+
+@router.get("/v1/amenities")
+async def list_amenities() -> list[AmenityRead]:
+    """The amenity vocabulary: codes, OpenStreetMap tags, Chinese labels (public, no login)."""
+    return service.amenity_list()
+
+
+@router.post("/v1/stations", status_code=status.HTTP_201_CREATED)
+async def create_station(
+    body: StationCreate, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
+) -> StationRead:
+    """Open a station hosted by a union in your scope; lon/lat in `crs` (wgs84 or gcj02)."""
+    settings = runtime.settings
+    assert isinstance(settings, StationsSettings)
+    return service.to_read(await service.create(session, principal, settings, body))
+
+
+@router.get("/v1/stations")
+async def list_stations(
+    principal: PrincipalDep,
+    session: SessionDep,
+    page: PageDep,
+    org_id: Annotated[
+        str | None, Query(description="only stations hosted in this org's subtree")
+    ] = None,
+    station_type: StationType | None = None,
+    status_: Annotated[StationStatus | None, Query(alias="status")] = None,
+    amenity: Annotated[
+        list[str] | None, Query(description="amenity codes, all required (repeat the parameter)")
+    ] = None,
+    region_code: Annotated[
+        str | None,
+        Query(pattern=r"^\d{2,12}$", description="a region code or its prefix (530921 = county)"),
+    ] = None,
+) -> PageOut[StationRead]:
+    """Stations in `org_id`'s subtree, else yours (staff) or all (members, gov systems)."""
+    within = await service.list_scope(session, principal, org_id)
+    amenities = service.check_amenities(amenity or [], field="amenity")
+    rows = await repository.list_stations(
+        session,
+        within_path=within,
+        station_type=station_type.value if station_type else None,
+        status=status_.value if status_ else None,
+        amenities=amenities,
+        region_prefix=region_code,
+        cursor=page.cursor,
+        limit=page.limit,
+    )
+    items, next_cursor = page_of(rows, page.limit)
+    now = datetime.now(UTC)
+    return PageOut(items=[service.to_read(s, now) for s in items], next_cursor=next_cursor)
+
+
+@router.get("/v1/stations/{station_id}")
+async def get_station(station_id: str, principal: PrincipalDep, session: SessionDep) -> StationRead:
+    """One station, with its location in both systems, deep links and whether it is open now."""
+    return service.to_read(await service.get(session, principal, station_id))
+
+
+@router.get("/v1/stations/{station_id}/open")
+async def station_open_at(
+    station_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    at: Annotated[
+        datetime | None,
+        Query(
+            description="ISO 8601; without an offset it is the station's local time; now if omitted"
+        ),
+    ] = None,
+) -> OpenAt:
+    """Whether the station is open at a time, in its time zone, and when that next changes."""
+    station = await service.get(session, principal, station_id)
+    return service.open_at(station, at or datetime.now(UTC))
+
+
+@router.patch("/v1/stations/{station_id}")
+async def update_station(
+    station_id: str, body: StationUpdate, principal: PrincipalDep, session: SessionDep
+) -> StationRead:
+    """Change descriptive fields: location (with crs), amenities, hours, photos, contact…"""
+    return service.to_read(await service.update(session, principal, station_id, body))
+
+
+@router.post("/v1/stations/{station_id}/suspend")
+async def suspend_station(
+    station_id: str, body: StatusChange, principal: PrincipalDep, session: SessionDep
+) -> StationRead:
+    """Suspend an active station (暂停服务), e.g. during renovation."""
+    station = await service.transition(session, principal, station_id, "suspend", body.reason)
+    return service.to_read(station)
+
+
+@router.post("/v1/stations/{station_id}/reopen")
+async def reopen_station(
+    station_id: str, principal: PrincipalDep, session: SessionDep, body: Reopen | None = None
+) -> StationRead:
+    """Reopen a suspended station (the body with a reason is optional)."""
+    reason = body.reason if body else None
+    station = await service.transition(session, principal, station_id, "reopen", reason)
+    return service.to_read(station)
+
+
+@router.post("/v1/stations/{station_id}/close")
+async def close_station(
+    station_id: str, body: StatusChange, principal: PrincipalDep, session: SessionDep
+) -> StationRead:
+    """Close a station for good (撤销); a closed station cannot be reopened."""
+    station = await service.transition(session, principal, station_id, "close", body.reason)
+    return service.to_read(station)
