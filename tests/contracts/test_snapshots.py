@@ -1,0 +1,58 @@
+"""Every event contract's JSON schema is pinned: an accidental breaking change fails here.
+
+Additive changes within a version are allowed: regenerate the snapshots with
+`UPDATE_SNAPSHOTS=1 make test` and review the diff. A breaking change is a new
+version (a new class with `version = 2`), never an edit of a published one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gonghui_shared.contracts import ALL_EVENTS, Event, EventEnvelope
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def _schema(model: type) -> str:
+    return (
+        json.dumps(model.model_json_schema(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    )
+
+
+@pytest.mark.parametrize("contract", ALL_EVENTS, ids=lambda c: f"{c.type}.v{c.version}")
+def test_contract_schema_matches_snapshot(contract: type[Event]) -> None:
+    path = SNAPSHOTS / f"{contract.type}.v{contract.version}.json"
+    current = _schema(contract)
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.write_text(current, encoding="utf-8")
+    assert path.exists(), (
+        f"no snapshot for {contract.type} v{contract.version}; run with UPDATE_SNAPSHOTS=1"
+    )
+    assert path.read_text(encoding="utf-8") == current, (
+        f"{contract.type} v{contract.version} changed; additive changes: UPDATE_SNAPSHOTS=1, "
+        "breaking changes: publish a new version"
+    )
+
+
+def test_envelope_schema_matches_snapshot() -> None:
+    path = SNAPSHOTS / "envelope.json"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.write_text(_schema(EventEnvelope), encoding="utf-8")
+    assert path.read_text(encoding="utf-8") == _schema(EventEnvelope)
+
+
+def test_every_snapshot_has_a_contract() -> None:
+    """A snapshot without its class means a published event was removed."""
+    known = {f"{c.type}.v{c.version}.json" for c in ALL_EVENTS} | {"envelope.json"}
+    assert {p.name for p in SNAPSHOTS.glob("*.json")} <= known
+
+
+@pytest.mark.parametrize("contract", ALL_EVENTS, ids=lambda c: c.type)
+def test_subject_follows_the_scheme(contract: type[Event]) -> None:
+    assert contract.subject() == f"gonghui.{contract.type}.v{contract.version}"
+    assert contract.subject().split(".")[1] == contract.source()
