@@ -1,0 +1,1 @@
+"""The gateway: Gonghui's one front door."""
