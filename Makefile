@@ -17,7 +17,7 @@ PYTHON_CANDIDATES := $(strip $(PYTHON) python3.13 python3.12 python3.11 python3)
 
 ARGS ?=
 
-.PHONY: help install run demo test lint migrate revision clean
+.PHONY: help install run demo test lint migrate revision fuzz clean
 
 help: ## list the targets
 	@echo "Gonghui developer commands:"
@@ -66,6 +66,13 @@ test: install ## lint and type-check, then run every test (make test ARGS="-k me
 lint: install ## ruff check and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(MYPY_PACKAGES)
+
+# `make test` fuzzes too, briefly and replaying the same examples (tests/fuzz); this draws new
+# ones, many more, on SQLite and PostgreSQL (TEST_POSTGRES_URL).
+FUZZ_EXAMPLES ?= 500
+fuzz: install ## schemathesis on every service's OpenAPI, long: make fuzz FUZZ_EXAMPLES=2000
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 FUZZ_BACKENDS=sqlite,postgres \
+		$(BIN)/python -m pytest tests/fuzz $(ARGS)
 
 migrate: install ## upgrade every service database to the latest migration
 	$(BIN)/python scripts/devrun.py --migrate-only

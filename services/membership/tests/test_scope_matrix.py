@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gonghui_shared.permissions import Action, Role
-from gonghui_shared.testing.scope import Case, check_matrix
+from gonghui_shared.testing.scope import AUDIT_CASE, Case, check_matrix
 from membership.testing import Api, applicant
 
 
@@ -135,6 +135,13 @@ CASES = [
         Action.orgs_write,
         lambda w: ("PATCH", f"/v1/orgs/{w['village']['id']}", {"chair_name": "杨定忠"}),
     ),
+    Case(
+        "lookup by phone",
+        Action.members_lookup,
+        lambda w: ("POST", "/v1/members/lookup", {"phone": "13800138000"}),
+        scoped=False,
+    ),
+    AUDIT_CASE,
 ]
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from gonghui_shared.permissions import Action, Role
 from gonghui_shared.testing.feed import MembershipFeed
-from gonghui_shared.testing.scope import Case, check_matrix
+from gonghui_shared.testing.scope import AUDIT_CASE, Case, check_matrix
 from stations.testing import Api, open_station
 
 CASES = [
@@ -66,6 +66,7 @@ CASES = [
         Action.stations_write,
         lambda w: ("POST", f"/v1/stations/{w['station']}/suspend", {"reason": "装修"}),
     ),
+    AUDIT_CASE,
 ]
 
 

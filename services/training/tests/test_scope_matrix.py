@@ -8,7 +8,7 @@ import pytest
 
 from gonghui_shared.permissions import Action, Role
 from gonghui_shared.testing.feed import MembershipFeed
-from gonghui_shared.testing.scope import Case, check_matrix
+from gonghui_shared.testing.scope import AUDIT_CASE, Case, check_matrix
 from training.testing import Api, open_session
 
 CASES = [
@@ -94,6 +94,7 @@ CASES = [
         Action.sessions_write,
         lambda w: ("POST", f"/v1/sessions/{w['session']}/cancel", {"reason": "暴雨"}),
     ),
+    AUDIT_CASE,
 ]
 
 

@@ -2,7 +2,8 @@
 
 `create_service_app` wires what all services share: the lifespan (database,
 bus, outbox relay, consumers), request ids, JSON logs, the error shape,
-`/healthz`, `/readyz` and `/metrics`. A service's `main.py` only adds its routers.
+`/healthz`, `/readyz` and `/metrics`, and (given its `audit_log` table) the request
+audit trail with `GET /v1/audit`. A service's `main.py` only adds its routers.
 """
 
 from __future__ import annotations
@@ -22,15 +23,18 @@ from sqlalchemy import Table
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gonghui_shared import metrics
+from gonghui_shared.audit.endpoints import audit_router
+from gonghui_shared.audit.middleware import AuditMiddleware
 from gonghui_shared.bus import Subscription
 from gonghui_shared.errors import error_response, install_error_handlers
 from gonghui_shared.logging import configure_logging, request_id_var
-from gonghui_shared.runtime import ServiceRuntime
+from gonghui_shared.runtime import ServiceRuntime, build_verifier
 from gonghui_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 StartupHook = Callable[[FastAPI, ServiceRuntime], Awaitable[None]]
+ShutdownHook = Callable[[FastAPI], Awaitable[None]]
 
 
 class RequestContextMiddleware:
@@ -171,12 +175,16 @@ def create_service_app(
     inbox: Table,
     subscriptions: Sequence[Subscription] = (),
     on_startup: StartupHook | None = None,
+    on_shutdown: ShutdownHook | None = None,
     openapi_tags: list[dict[str, Any]] | None = None,
+    audit: Table | None = None,
 ) -> FastAPI:
+    """The service's app; `audit` (from `gonghui_shared.audit.audit_table`) turns on the
+    audit trail: every write and every unmasked personal-data read leaves a row in it."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
-        runtime = ServiceRuntime.create(settings, outbox)
+        runtime = ServiceRuntime.create(settings, outbox, await build_verifier(settings))
         app.state.runtime = runtime
         if on_startup is not None:
             await on_startup(app, runtime)
@@ -185,6 +193,8 @@ def create_service_app(
         try:
             yield
         finally:
+            if on_shutdown is not None:
+                await on_shutdown(app)
             await runtime.stop()
 
     app = FastAPI(
@@ -195,9 +205,14 @@ def create_service_app(
         openapi_tags=openapi_tags,
     )
     install_error_handlers(app)
+    if audit is not None:
+        # Innermost: sees the route and the principal, and runs inside the request id.
+        app.add_middleware(AuditMiddleware, table=audit, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(RejectNulCharacters)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)
+    if audit is not None:
+        app.include_router(audit_router(audit))
     return app

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from gonghui_shared.errors import BadRequest
@@ -46,7 +46,10 @@ def decode_cursor(cursor: str) -> str:
 
 
 def paginate(
-    query: SelectT, id_column: InstrumentedAttribute[str], cursor: str | None, limit: int
+    query: SelectT,
+    id_column: InstrumentedAttribute[str] | ColumnElement[str],
+    cursor: str | None,
+    limit: int,
 ) -> SelectT:
     """Order by id and fetch one extra row, which tells whether another page exists."""
     if cursor:

@@ -1,9 +1,10 @@
-"""The declarative base, with the bus tables on the same metadata."""
+"""The declarative base, with the bus tables and the audit log on the same metadata."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import DeclarativeBase
 
+from gonghui_shared.audit import audit_table
 from gonghui_shared.bus import bus_tables
 from gonghui_shared.db import new_metadata
 from gonghui_shared.models import TYPE_ANNOTATION_MAP, Timestamped, id_column, utcnow
@@ -15,5 +16,6 @@ class Base(DeclarativeBase):
 
 
 outbox, inbox = bus_tables(Base.metadata)
+audit_log = audit_table(Base.metadata)
 
-__all__ = ["Base", "Timestamped", "id_column", "inbox", "outbox", "utcnow"]
+__all__ = ["Base", "Timestamped", "audit_log", "id_column", "inbox", "outbox", "utcnow"]

@@ -262,6 +262,10 @@ async def test_open_now_and_open_at(api: Api, feed: MembershipFeed) -> None:
     assert never["open_now"] is False and always["open_now"] is True
 
     await error(api, "GET", url, 422, "validation_error", params={"at": "tomorrow"})
+    # were 500s (the kind of input the fuzzer found on /v1/audit): no such time in the
+    # station's zone or in UTC
+    for at in ("0001-01-01T00:00:00+00:01", "9999-12-31T23:00:00Z"):
+        await error(api, "GET", url, 422, "validation_error", params={"at": at})
 
 
 async def test_a_station_in_another_time_zone_is_evaluated_there(

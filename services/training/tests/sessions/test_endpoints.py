@@ -114,6 +114,16 @@ async def test_session_fields_are_validated(api: Api, feed: MembershipFeed) -> N
         ({"ends_at": "2027-03-12T09:00:00+08:00"}, "ends_at"),  # longer than 366 days
         ({"starts_at": "2026-03-10T09:00:00"}, "starts_at"),  # no UTC offset
         ({"starts_at": "next monday"}, "starts_at"),
+        # were 500s (the kind of input the fuzzer found on /v1/audit): year 1 at +00:01 has no
+        # UTC equivalent, and 23:00 UTC on 31 December 9999 is already year 10000 in China
+        (
+            {"starts_at": "0001-01-01T00:00:00+00:01", "ends_at": "0001-01-02T00:00:00+00:01"},
+            "starts_at",
+        ),
+        (
+            {"starts_at": "9999-12-31T00:00:00+00:00", "ends_at": "9999-12-31T23:00:00+00:00"},
+            "ends_at",
+        ),
         ({"capacity": 0}, "capacity"),
         ({"capacity": 10001}, "capacity"),
         ({"delivery_mode": "radio"}, "delivery_mode"),

@@ -25,6 +25,7 @@ from urllib.parse import quote
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gonghui_shared.audit import mark_personal_data_read
 from gonghui_shared.auth import Principal
 from gonghui_shared.bus.outbox import OutboxItem, record_events
 from gonghui_shared.clock import today_in_china
@@ -674,6 +675,8 @@ async def export_roster(
         after = page[-1].member_no
         if len(page) < EXPORT_PAGE:
             break
+    if full and rows:
+        mark_personal_data_read(org.path)
     file = await asyncio.to_thread(_write_file, rows, fmt)
     log.info(
         "roster exported",

@@ -174,6 +174,19 @@ def check_amenities(codes: list[str], field: str = "amenities") -> list[str]:
 
 def open_at(station: Station, at: datetime) -> OpenAt:
     """Open at `at` (naive = the station's local time) by its hours, if active."""
+    try:
+        return _open_at(station, at)
+    except OverflowError:
+        # Near year 1 or 9999 the time has no equivalent in the station's zone (or the next
+        # change lies past 9999): the input is out of range, not a server error.
+        raise Unprocessable(
+            "The time is out of range in the station's time zone",
+            "该时间超出站点所在时区的可表示范围",
+            details={"field": "at"},
+        ) from None
+
+
+def _open_at(station: Station, at: datetime) -> OpenAt:
     local = at.replace(tzinfo=hours.zone(station.timezone)) if at.tzinfo is None else at
     local = local.astimezone(hours.zone(station.timezone))
     active = station.status == StationStatus.active

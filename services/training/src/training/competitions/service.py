@@ -16,6 +16,7 @@ from decimal import Decimal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gonghui_shared.audit import mark_personal_data_read
 from gonghui_shared.auth import Principal
 from gonghui_shared.contracts.training import CompetitionResultPublished
 from gonghui_shared.errors import Conflict, NotFound, OutOfScope, Unprocessable
@@ -167,6 +168,8 @@ def to_event_read(
 def to_entry_read(entry: CompetitionEntry, pii: PiiCipher, principal: Principal) -> EntryRead:
     """The entry as `principal` may see it: personal data in full only with read_personal."""
     personal = principal.may(Action.members_read_personal)
+    if personal and (entry.id_number_encrypted or entry.phone_encrypted):
+        mark_personal_data_read()
 
     def shown(encrypted: str | None, masked: str | None) -> str | None:
         if encrypted is None or not personal:

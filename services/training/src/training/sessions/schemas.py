@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from gonghui_shared.clock import Instant
 from training.budget.schemas import BudgetTotals, YuanIn, YuanOut
 from training.sessions.models import DeliveryMode, SessionStatus
 
@@ -35,8 +36,8 @@ class SessionCreate(BaseModel):
 
     course_id: str
     host_org_id: str = Field(description="any org of the membership tree, in your scope")
-    starts_at: AwareDatetime = Field(description="with a UTC offset, e.g. +08:00")
-    ends_at: AwareDatetime = Field(description="after starts_at, at most 366 days later")
+    starts_at: Instant = Field(description="with a UTC offset, e.g. +08:00")
+    ends_at: Instant = Field(description="after starts_at, at most 366 days later")
     place: str | None = Field(None, max_length=200, description="free text")
     station_id: str | None = Field(None, max_length=36, description="a service station (驿站)")
     delivery_mode: DeliveryMode
