@@ -5,8 +5,10 @@ In order, it:
 1. finds the services that exist (``services/<name>/alembic.ini``), in start order
    membership, training, stations, gateway;
 2. migrates each service's database with ``alembic upgrade head``; a service's settings default
-   to SQLite under ``.data/`` unless ``<SERVICE>_DATABASE_URL`` is set (``--migrate-only`` stops
-   here and needs no NATS);
+   to SQLite under ``.data/`` unless ``<SERVICE>_DATABASE_URL`` is set; after the gateway's,
+   creates its first account ``admin`` if missing (``gonghui-gateway create-admin``: the password
+   in ``GONGHUI_ADMIN_PASSWORD``, else a generated one printed that once) (``--migrate-only``
+   stops here and needs no NATS);
 3. finds a NATS server with JetStream: ``GONGHUI_NATS_URL`` or ``NATS_URL`` if set, else one
    already listening on 127.0.0.1:4222, else its own ``nats-server`` storing under ``.data/nats/``;
 4. starts each service with uvicorn (``<SERVICE>_PORT``, else its default port, else any free
@@ -373,6 +375,19 @@ def migrate(service: Service) -> None:
     say(f"{service.name}: database migrated to head")
 
 
+def create_admin() -> None:
+    """Create the gateway's first account `admin` if missing; its output (a generated
+    password, the one time it is made) goes straight to the terminal."""
+    result = subprocess.run(
+        [str(venv_tool("gonghui-gateway")), "create-admin"],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise DevRunError("gateway: `gonghui-gateway create-admin` failed")
+
+
 def choose_port(service: Service) -> None:
     """Keep the requested port if it is free, else take any free one and say so."""
     if not port_is_free(bind_host(), service.port):
@@ -543,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for service in running.services:
             migrate(service)
+            if service.name == "gateway":
+                create_admin()
         if args.migrate_only:
             return 0
         find_or_start_nats(running)

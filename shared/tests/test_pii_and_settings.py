@@ -57,7 +57,7 @@ def test_settings_read_platform_and_service_variables(
 def test_dev_keys_are_generated_once_and_refused_in_production(tmp_path: Path) -> None:
     dev = ServiceSettings(data_dir=tmp_path, environment="development")
     first, second = load_verifier(dev), load_verifier(dev)
-    assert first._key.public_bytes_raw() == second._key.public_bytes_raw()
+    assert first.public_keys[0].public_bytes_raw() == second.public_keys[0].public_bytes_raw()
     assert (tmp_path / "dev-keys" / "jwt_ed25519.pem").exists()
     production = ServiceSettings(data_dir=tmp_path, environment="production")
     with pytest.raises(DevKeyInProduction):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,79 @@ from gonghui_shared.testing.processes import Platform, ServiceProcess
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("membership", "training")
+ALL_SERVICES = ("membership", "training", "stations", "gateway")
+# The password of the gateway's first account `admin` (a platform admin) in these tests;
+# tests read it back from the gateway's environment.
+ADMIN_PASSWORD = "e2e-Admin-pass-1"
+
+
+async def create_admin(env: dict[str, str]) -> None:
+    """`gonghui-gateway create-admin`, as `make run` does: the first account, `admin`."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "gonghui-gateway"),
+        "create-admin",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+    except TimeoutError:
+        process.kill()
+        raise
+    assert process.returncode == 0, output.decode(errors="replace")
+
+
+@asynccontextmanager
+async def running_platform(
+    backend: str,
+    names: Sequence[str],
+    folder: Path,
+    nats_url: str,
+    root: str,
+    data_dir: Path,
+) -> AsyncIterator[Platform]:
+    """`names` under uvicorn on loopback, each on a fresh migrated database of `backend`.
+
+    They share one NATS, one subject root and the dev keys under `data_dir`; the gateway
+    (if named) is pointed at the others. Everything is killed and dropped on exit.
+    """
+    services: dict[str, ServiceProcess] = {}
+    databases = [
+        migrated_database(backend, REPO / "services" / name / "alembic.ini", folder, f"e2e_{name}")
+        for name in names
+    ]
+    ports = {name: free_port() for name in names}
+    try:
+        for name, database in zip(names, databases, strict=True):
+            url = await anext(database)
+            prefix = name.upper()
+            env = os.environ | {
+                f"{prefix}_DATABASE_URL": url,
+                "GONGHUI_NATS_URL": nats_url,
+                "GONGHUI_SUBJECT_ROOT": root,
+                "GONGHUI_DATA_DIR": str(data_dir),  # the same dev keys for every service
+                f"{prefix}_OUTBOX_POLL_SECONDS": "0.5",
+            }
+            if name == "gateway":
+                env |= {
+                    f"GATEWAY_{other.upper()}_URL": f"http://127.0.0.1:{ports[other]}"
+                    for other in ("membership", "training", "stations")
+                    if other in ports
+                }
+                env["GONGHUI_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+            if name == "gateway":
+                await create_admin(env)
+            services[name] = ServiceProcess.launch(
+                name, f"{name}.main:create_app", ports[name], env, folder / f"{name}.log"
+            )
+        await asyncio.gather(*(service.wait_ready() for service in services.values()))
+        yield Platform(root=root, data_dir=data_dir, services=services)
+    finally:
+        for service in services.values():
+            service.kill()
+        for database in databases:
+            await database.aclose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -24,50 +98,25 @@ async def platform(
 ) -> AsyncIterator[Platform]:
     """Membership and training running as processes on `request.param`'s database."""
     root = f"{subject_root}e2e{request.param}{os.urandom(2).hex()}"
-    services: dict[str, ServiceProcess] = {}
-    databases = [
-        migrated_database(
-            request.param, REPO / "services" / name / "alembic.ini", tmp_path, f"e2e_{name}"
-        )
-        for name in SERVICES
-    ]
-    try:
-        for name, database in zip(SERVICES, databases, strict=True):
-            url = await anext(database)
-            port = free_port()
-            env = os.environ | {
-                f"{name.upper()}_DATABASE_URL": url,
-                "GONGHUI_NATS_URL": nats_url,
-                "GONGHUI_SUBJECT_ROOT": root,
-                "GONGHUI_DATA_DIR": str(data_dir),  # the same dev keys for every service
-                f"{name.upper()}_OUTBOX_POLL_SECONDS": "0.5",
-            }
-            log = tmp_path / f"{name}.log"
-            with log.open("w") as out:
-                process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        f"{name}.main:create_app",
-                        "--factory",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                    ],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            services[name] = ServiceProcess(name, f"http://127.0.0.1:{port}", process, log)
-        for service in services.values():
-            await service.wait_ready()
-        yield Platform(root=root, data_dir=data_dir, services=services)
-    finally:
-        for service in services.values():
-            if service.process.poll() is None:
-                service.process.kill()
-                service.process.wait()
-        for database in databases:
-            await database.aclose()
+    async with running_platform(
+        request.param, SERVICES, tmp_path, nats_url, root, data_dir
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def full_platform(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    nats_url: str,
+    subject_root: str,
+    data_dir: Path,
+) -> AsyncIterator[Platform]:
+    """All four services (membership, training, stations, gateway) as processes, once per
+    module and backend; a test that stops a service starts it again before it ends."""
+    root = f"{subject_root}e2e{request.param}{os.urandom(2).hex()}"
+    folder = tmp_path_factory.mktemp(f"platform-{request.param}")
+    async with running_platform(
+        request.param, ALL_SERVICES, folder, nats_url, root, data_dir
+    ) as running:
+        yield running

@@ -1,14 +1,21 @@
 """Bearer tokens and the principal they carry.
 
 Access tokens are JWTs signed with Ed25519 (EdDSA). Services hold only the
-public key and verify; the gateway (and, until it exists, the dev CLI
-`gonghui-token`) holds the private key and issues. A principal has a role and
-an org scope: the org's materialised path, covering its whole subtree.
+public key and verify; the gateway (and the dev CLI `gonghui-token`) holds
+the private key and issues. A principal has a role and an org scope: the org's
+materialised path, covering its whole subtree. A government system's API key
+adds `scopes`: the actions its named scopes allow, a further limit on the role.
+
+Every token carries a `jti` (so the gateway can revoke it) and a `kid` header
+(the RFC 7638 thumbprint of the signing key, so verifiers can pick the key of a
+JWKS while keys rotate).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import jwt
@@ -17,7 +24,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from gonghui_shared.audit.context import note_target_org
 from gonghui_shared.errors import Forbidden, OutOfScope, Unauthorized
+from gonghui_shared.ids import new_id
+from gonghui_shared.keys import key_id
 from gonghui_shared.permissions import PERMISSIONS, Action, Role
 
 ISSUER = "gonghui"
@@ -32,9 +42,14 @@ class Principal(BaseModel):
     org_id: str | None = None
     org_path: str | None = Field(None, description="'/a/b/' covers b and all below it")
     member_no: str | None = None
+    scopes: list[Action] | None = Field(
+        None,
+        description="set for API keys: only these actions, and only those the role holds too",
+    )
 
     def may(self, action: Action) -> bool:
-        return action in PERMISSIONS[self.role]
+        """The role holds the action and, when the principal is scoped, a scope allows it."""
+        return action in PERMISSIONS[self.role] and (self.scopes is None or action in self.scopes)
 
     def covers(self, org_path: str) -> bool:
         if self.role is Role.platform_admin:
@@ -43,7 +58,13 @@ class Principal(BaseModel):
 
     def require(self, action: Action, org_path: str | None = None) -> None:
         """Raise Forbidden unless the role may act, OutOfScope unless the org is in scope."""
+        note_target_org(org_path)  # the org this request acts on, for its audit row
         if not self.may(action):
+            if action in PERMISSIONS[self.role]:
+                raise Forbidden(
+                    f"The credential's scopes do not include {action.value}",
+                    f"凭证的授权范围不包括 {action.value}",
+                )
             raise Forbidden(
                 f"Role {self.role.value} may not {action.value}",
                 f"角色 {self.role.value} 无权执行 {action.value}",
@@ -52,46 +73,128 @@ class Principal(BaseModel):
             raise OutOfScope()
 
 
+@dataclass(frozen=True)
+class VerifiedToken:
+    """A token whose signature, issuer, audience and expiry were checked."""
+
+    principal: Principal
+    jti: str | None
+    expires_at: int  # seconds since the epoch
+    claims: dict[str, Any]
+
+
 class TokenVerifier:
-    def __init__(self, public_key: Ed25519PublicKey) -> None:
-        self._key = public_key
+    """Verifies tokens with one public key, or with each key of a JWKS (picked by `kid`)."""
+
+    def __init__(self, public_key: Ed25519PublicKey | Sequence[Ed25519PublicKey]) -> None:
+        keys = [public_key] if isinstance(public_key, Ed25519PublicKey) else list(public_key)
+        if not keys:
+            raise ValueError("a verifier needs at least one public key")
+        self._keys = {key_id(key): key for key in keys}
+
+    @property
+    def public_keys(self) -> list[Ed25519PublicKey]:
+        return list(self._keys.values())
 
     def verify(self, token: str) -> Principal:
+        return self.decode(token).principal
+
+    def decode(self, token: str) -> VerifiedToken:
+        """Check the token and return its principal, `jti` and expiry; Unauthorized if bad."""
+        invalid = Unauthorized("The token is invalid", "令牌无效")
         try:
-            claims = jwt.decode(
-                token, self._key, algorithms=["EdDSA"], audience=AUDIENCE, issuer=ISSUER
-            )
-            return Principal(
-                subject=claims["sub"],
-                role=Role(claims["role"]),
-                org_id=claims.get("org_id"),
-                org_path=claims.get("org_path"),
-                member_no=claims.get("member_no"),
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("The token has expired", "令牌已过期") from exc
-        except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
-            raise Unauthorized("The token is invalid", "令牌无效") from exc
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError as exc:
+            raise invalid from exc
+        # A known kid names its key; otherwise (no kid, or a key we were not told the id of)
+        # every key is tried: a signature still has to verify.
+        keys = [self._keys[kid]] if kid in self._keys else list(self._keys.values())
+        for key in keys:
+            try:
+                claims = jwt.decode(
+                    token, key, algorithms=["EdDSA"], audience=AUDIENCE, issuer=ISSUER
+                )
+                return VerifiedToken(
+                    principal=_principal(claims),
+                    jti=claims.get("jti"),
+                    expires_at=int(claims["exp"]),
+                    claims=claims,
+                )
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.ExpiredSignatureError as exc:  # raised only once the signature verified
+                raise Unauthorized("The token has expired", "令牌已过期") from exc
+            except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
+                raise invalid from exc
+        raise invalid
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    scopes = claims.get("scopes")
+    if scopes is not None and not isinstance(scopes, list):
+        raise ValueError("scopes must be a list")
+    return Principal(
+        subject=claims["sub"],
+        role=Role(claims["role"]),
+        org_id=claims.get("org_id"),
+        org_path=claims.get("org_path"),
+        member_no=claims.get("member_no"),
+        # An action this service does not know grants nothing here: drop it, keep the limit.
+        scopes=None if scopes is None else [Action(a) for a in scopes if a in _ACTION_NAMES],
+    )
+
+
+_ACTION_NAMES = frozenset(a.value for a in Action)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    jti: str
+    expires_at: int  # seconds since the epoch
 
 
 class TokenIssuer:
+    """Signs access tokens; `kid` is the thumbprint of the key's public half."""
+
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self._key = private_key
+        self.kid = key_id(private_key.public_key())
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key()
 
     def issue(self, principal: Principal, ttl_seconds: int = 3600) -> str:
+        return self.issue_token(principal, ttl_seconds).token
+
+    def issue_token(
+        self,
+        principal: Principal,
+        ttl_seconds: int = 3600,
+        *,
+        claims: Mapping[str, Any] | None = None,
+    ) -> IssuedToken:
+        """A signed token for the principal; `claims` adds extra (non-registered) claims."""
         now = int(time.time())
-        claims: dict[str, Any] = {
+        jti = new_id()
+        body: dict[str, Any] = {
+            **(claims or {}),
             "iss": ISSUER,
             "aud": AUDIENCE,
             "sub": principal.subject,
             "role": principal.role.value,
             "iat": now,
             "exp": now + ttl_seconds,
+            "jti": jti,
         }
         for name in ("org_id", "org_path", "member_no"):
             if (value := getattr(principal, name)) is not None:
-                claims[name] = value
-        return jwt.encode(claims, self._key, algorithm="EdDSA")
+                body[name] = value
+        if principal.scopes is not None:
+            body["scopes"] = sorted(a.value for a in principal.scopes)
+        token = jwt.encode(body, self._key, algorithm="EdDSA", headers={"kid": self.kid})
+        return IssuedToken(token=token, jti=jti, expires_at=body["exp"])
 
 
 _bearer = HTTPBearer(auto_error=False, description="JWT issued by the gateway")
@@ -104,7 +207,9 @@ def current_principal(
     if credentials is None:
         raise Unauthorized()
     verifier: TokenVerifier = request.app.state.runtime.verifier
-    return verifier.verify(credentials.credentials)
+    principal = verifier.verify(credentials.credentials)
+    request.state.principal = principal  # who the audit row names
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

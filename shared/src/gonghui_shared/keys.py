@@ -6,15 +6,20 @@ dev-only, and are refused in production (`require_configured`).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import logging
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from jwt.algorithms import OKPAlgorithm
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,38 @@ def load_public_key(pem: str | bytes) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("expected an Ed25519 public key")
     return key
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    """The key's RFC 7638 JWK thumbprint: a stable `kid` that changes when the key does."""
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    members = {"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw)}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    return _b64url(hashlib.sha256(canonical).digest())
+
+
+def public_jwk(public: Ed25519PublicKey) -> dict[str, str]:
+    """The public key as an OKP/Ed25519 JWK (RFC 8037) with its `kid`, for a JWKS."""
+    jwk: dict[str, str] = OKPAlgorithm.to_jwk(public, as_dict=True)
+    return {**jwk, "kid": key_id(public), "alg": "EdDSA", "use": "sig"}
+
+
+def keys_from_jwks(jwks: dict[str, Any]) -> list[Ed25519PublicKey]:
+    """The Ed25519 signing keys of a JWKS document; other key types are skipped."""
+    found = []
+    for jwk in jwks.get("keys", []):
+        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or jwk.get("use", "sig") != "sig":
+            continue
+        key = OKPAlgorithm.from_jwk(jwk)
+        if isinstance(key, Ed25519PublicKey):
+            found.append(key)
+    if not found:
+        raise ValueError("the JWKS holds no Ed25519 signing key")
+    return found
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def public_pem(private: Ed25519PrivateKey) -> str:

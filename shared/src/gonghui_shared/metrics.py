@@ -26,3 +26,14 @@ CONSUMER_EVENTS = Counter(
     "gonghui_consumer_events_total", "Events consumed", ["consumer", "outcome"]
 )
 CONSUMER_FAILED = Counter("gonghui_consumer_failures_total", "Handler failures", ["consumer"])
+UPSTREAM_REQUESTS = Counter(
+    "gonghui_upstream_requests_total",
+    "Calls from the gateway to a service; status is the HTTP status, or what went wrong",
+    ["service", "method", "status"],
+)
+UPSTREAM_LATENCY = Histogram(
+    "gonghui_upstream_request_seconds",
+    "Time from sending a call to a service until its response headers (or the failure)",
+    ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

@@ -8,6 +8,7 @@ its own membership. Endpoints name one action each and call
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -27,8 +28,12 @@ class Action(StrEnum):
     applications_submit = "applications.submit"
     applications_read = "applications.read"
     applications_decide = "applications.decide"
+    # A person with no membership yet (logged in by phone) applies to join, for themself only.
+    applications_apply_self = "applications.apply_self"
     members_read = "members.read"
     members_read_personal = "members.read_personal"  # unmasked ID number and phone
+    # Find active members by phone number: the gateway's one-time-code login, and nobody else.
+    members_lookup = "members.lookup"
     members_transfer = "members.transfer"
     members_end = "members.end"  # withdrawal, lapse, expulsion
     rosters_import = "rosters.import"
@@ -53,13 +58,21 @@ class Action(StrEnum):
     stations_write = "stations.write"  # open, update, suspend, close
     visits_write = "visits.write"
     subsidies_write = "subsidies.write"  # record and pay the monthly subsidy
+    # gateway
+    accounts_write = "accounts.write"  # create, list and change user accounts in scope
+    api_keys_write = "api_keys.write"  # create, list and revoke government systems' API keys
+    dashboards_read = "dashboards.read"
+    # every service
+    audit_read = "audit.read"  # the audit log of requests, within the org scope
 
 
 _ALL = frozenset(Action)
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.platform_admin: _ALL,
-    Role.county_admin: _ALL,
+    # members.lookup answers "who owns this phone" across every county: only the platform
+    # (in practice, the gateway's own short-lived token) may ask it.
+    Role.county_admin: _ALL - {Action.members_lookup},
     Role.org_chair: frozenset(
         {
             Action.orgs_read,
@@ -85,6 +98,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.stations_read,
             Action.stations_write,
             Action.visits_write,
+            Action.dashboards_read,
         }
     ),
     Role.station_operator: frozenset(
@@ -98,6 +112,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     ),
     Role.member: frozenset(
         {
+            Action.applications_apply_self,
             Action.members_read,
             Action.members_transfer,
             Action.cards_read,
@@ -111,11 +126,36 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
         {
             Action.orgs_read,
             Action.members_read,
+            Action.rosters_import,
             Action.rosters_export,
             Action.cadres_read,
             Action.sessions_read,
             Action.reports_read,
             Action.stations_read,
+            Action.dashboards_read,
         }
     ),
 }
+
+
+class ApiScope(StrEnum):
+    """The named scopes a county admin grants a government system's API key."""
+
+    dashboards_read = "dashboards:read"
+    members_read_masked = "members:read_masked"
+    rosters_import = "rosters:import"
+
+
+# What each named scope lets a key do. A key's principal may take an action only if its role
+# (gov_system) holds it AND one of the key's scopes maps to it; gov_system never holds
+# members.read_personal, so "members:read_masked" stays masked whatever else is granted.
+SCOPE_ACTIONS: dict[ApiScope, frozenset[Action]] = {
+    ApiScope.dashboards_read: frozenset({Action.dashboards_read}),
+    ApiScope.members_read_masked: frozenset({Action.orgs_read, Action.members_read}),
+    ApiScope.rosters_import: frozenset({Action.orgs_read, Action.rosters_import}),
+}
+
+
+def scope_actions(scopes: Iterable[ApiScope]) -> frozenset[Action]:
+    """The actions a set of named scopes allows, together."""
+    return frozenset().union(*(SCOPE_ACTIONS[ApiScope(s)] for s in scopes))

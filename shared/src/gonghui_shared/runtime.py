@@ -6,11 +6,14 @@ so the relay and consumers drain before the connections close.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Table
 
 from gonghui_shared import keys
@@ -31,9 +34,55 @@ def load_jwt_private_key(settings: ServiceSettings) -> Ed25519PrivateKey:
 
 
 def load_verifier(settings: ServiceSettings) -> TokenVerifier:
-    if settings.jwt_public_key:
+    """The verifier from local keys: the issuer's own key, the configured PEM, or the dev key."""
+    if settings.jwt_public_key and not settings.issues_tokens:
         return TokenVerifier(keys.load_public_key(settings.jwt_public_key))
     return TokenVerifier(load_jwt_private_key(settings).public_key())
+
+
+class JwksUnavailable(RuntimeError):
+    """The JWKS could not be fetched within the start-up window."""
+
+
+async def fetch_jwks(
+    url: str,
+    *,
+    wait_seconds: float,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> list[Ed25519PublicKey]:
+    """The signing keys published at `url`, retrying with back-off for up to `wait_seconds`.
+
+    The gateway may start after the services: connection errors, 5xx answers and
+    unusable documents are retried; the last problem is reported when time runs out.
+    """
+    deadline = time.monotonic() + wait_seconds
+    delay, attempts, problem = 0.2, 0, ""
+    async with httpx.AsyncClient(timeout=5.0, transport=transport, trust_env=False) as client:
+        while True:
+            attempts += 1
+            try:
+                response = await client.get(url, headers={"Accept": "application/json"})
+                response.raise_for_status()
+                return keys.keys_from_jwks(response.json())
+            except (httpx.HTTPError, ValueError) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise JwksUnavailable(
+                    f"no usable JWKS at {url} after {attempts} attempts ({problem})"
+                )
+            log.warning("JWKS not available yet, retrying", extra={"url": url, "error": problem})
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+
+
+async def build_verifier(settings: ServiceSettings) -> TokenVerifier:
+    """The service's verifier: from the gateway's JWKS when configured, else from local keys."""
+    if settings.jwks_url and not settings.issues_tokens:
+        found = await fetch_jwks(settings.jwks_url, wait_seconds=settings.jwks_wait_seconds)
+        log.info("verifying tokens with the JWKS", extra={"url": settings.jwks_url})
+        return TokenVerifier(found)
+    return load_verifier(settings)
 
 
 def load_pii_cipher(settings: ServiceSettings) -> PiiCipher:
@@ -63,7 +112,10 @@ class ServiceRuntime:
     consumers: list[EventConsumer] = field(default_factory=list)
 
     @classmethod
-    def create(cls, settings: ServiceSettings, outbox: Table) -> ServiceRuntime:
+    def create(
+        cls, settings: ServiceSettings, outbox: Table, verifier: TokenVerifier | None = None
+    ) -> ServiceRuntime:
+        """The runtime; `verifier` defaults to one from local keys (see `build_verifier`)."""
         db = Database(settings.database_url)
         bus = Bus(
             settings.nats_url,
@@ -83,7 +135,7 @@ class ServiceRuntime:
             db=db,
             bus=bus,
             relay=relay,
-            verifier=load_verifier(settings),
+            verifier=verifier or load_verifier(settings),
             pii=load_pii_cipher(settings),
         )
 

@@ -31,6 +31,8 @@ class ServiceSettings(BaseSettings):
 
     service_name: ClassVar[str] = "service"
     default_port: ClassVar[int] = 8000
+    # The service holding the private key (the gateway) verifies with it, never with a JWKS.
+    issues_tokens: ClassVar[bool] = False
 
     environment: Literal["development", "test", "production"] = platform_field(
         "environment", "development", "production refuses generated dev keys"
@@ -55,6 +57,21 @@ class ServiceSettings(BaseSettings):
     )
     jwt_private_key: str | None = platform_field(
         "jwt_private_key", None, "PEM of the Ed25519 key that signs access tokens (issuers only)"
+    )
+    jwks_url: str | None = platform_field(
+        "jwks_url",
+        None,
+        "the gateway's JWKS (…/.well-known/jwks.json), fetched at start-up to verify tokens; "
+        "takes precedence over jwt_public_key; unset: the PEM, else the shared dev key",
+    )
+    jwks_wait_seconds: float = platform_field(
+        "jwks_wait_seconds", 30.0, "how long start-up keeps retrying the JWKS before giving up"
+    )
+    trusted_proxies: str = platform_field(
+        "trusted_proxies",
+        "",
+        "addresses or CIDR networks of our own proxies (the gateway), comma separated: only "
+        "from them is X-Forwarded-For believed when the audit log records the client address",
     )
     pii_keys: str | None = platform_field(
         "pii_keys", None, "Fernet keys for personal data, newest first, comma separated"

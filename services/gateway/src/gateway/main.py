@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from gateway.accounts.deps import AccountsState
+from gateway.accounts.endpoints import router as accounts_router
 from gateway.base import inbox, outbox
 from gateway.config import GatewaySettings
+from gateway.dashboards.endpoints import router as dashboards_router
+from gateway.dashboards.handlers import subscriptions as dashboard_subscriptions
+from gateway.me.endpoints import router as me_router
+from gateway.routing.endpoints import router as routing_router
+from gateway.routing.upstreams import Upstreams
+from gateway.web.endpoints import router as web_router
 from gonghui_shared.app import create_service_app
 from gonghui_shared.runtime import ServiceRuntime
 
@@ -16,10 +24,18 @@ officials' dashboard.
 * **Accounts and tokens**: `POST /v1/auth/token` (OAuth2 password flow) issues the JWTs
   every service verifies; `GET /.well-known/jwks.json` publishes the public key.
 * **Routing**: `/v1/membership/…`, `/v1/training/…` and `/v1/stations/…` reach the
-  services with the caller's identity. Their own API documents:
-  [membership](/v1/membership/docs), [training](/v1/training/docs),
-  [stations](/v1/stations/docs).
-* **Dashboards** from the services' events, answered from the gateway's own read models.
+  services with the caller's identity, by one rule: the gateway's `/v1/<service>/<rest>`
+  is the service's own `/v1/<rest>` (so stations' `/v1/stations/nearby` is
+  `/v1/stations/stations/nearby`). A service that is down answers 503
+  `service_unavailable` naming it, one too slow 504 `upstream_timeout`. Their own API
+  documents, with the gateway's paths: [membership](/v1/membership/docs)
+  ([openapi.json](/v1/membership/openapi.json)), [training](/v1/training/docs)
+  ([openapi.json](/v1/training/openapi.json)), [stations](/v1/stations/docs)
+  ([openapi.json](/v1/stations/openapi.json)).
+* **Me** (`/v1/me/…`): a member's own membership, card (token and QR image), trainings
+  and certificates, nearby stations, and applying to join.
+* **Dashboards** from the services' events, answered from the gateway's own read models;
+  the officials' dashboard page is at [/dashboard/](/dashboard/).
 
 Errors share one shape: `{"error": {"code", "message", "message_zh", "details", "request_id"}}`.
 """
@@ -35,6 +51,12 @@ TAGS = [
 
 async def _on_startup(app: FastAPI, runtime: ServiceRuntime) -> None:
     assert isinstance(runtime.settings, GatewaySettings)
+    app.state.accounts = AccountsState.create(runtime)
+    app.state.upstreams = Upstreams.from_settings(runtime.settings)
+
+
+async def _on_shutdown(app: FastAPI) -> None:
+    await app.state.upstreams.aclose()
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -44,10 +66,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Gonghui gateway",
         description=DESCRIPTION,
         version="0.1.0",
-        routers=[],
+        routers=[accounts_router, me_router, routing_router, dashboards_router, web_router],
         outbox=outbox,
         inbox=inbox,
-        subscriptions=[],
+        subscriptions=[*dashboard_subscriptions()],
         on_startup=_on_startup,
+        on_shutdown=_on_shutdown,
         openapi_tags=TAGS,
     )

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from gonghui_shared.app import create_service_app
 from gonghui_shared.runtime import ServiceRuntime
 from membership.admissions.endpoints import router as admissions_router
-from membership.base import inbox, outbox
+from membership.base import audit_log, inbox, outbox
 from membership.cadres.endpoints import router as cadres_router
 from membership.cards.endpoints import router as cards_router
 from membership.cards.service import load_card_seal
@@ -64,6 +64,7 @@ def create_app(settings: MembershipSettings | None = None) -> FastAPI:
         ],
         outbox=outbox,
         inbox=inbox,
+        audit=audit_log,
         on_startup=_on_startup,
         openapi_tags=TAGS,
     )

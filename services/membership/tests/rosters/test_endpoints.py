@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 from stdnum.cn import ric
 
-from gonghui_shared.permissions import Role
+from gonghui_shared.permissions import ApiScope, Role, scope_actions
 from membership.admissions.models import Application, Roster
 from membership.audit.models import Transition
 from membership.base import outbox
@@ -409,7 +409,11 @@ async def test_scope_and_rights(api: Api) -> None:
 
     outside = await upload(api, township, data, "r.csv", as_=api.headers(Role.org_chair, village))
     assert outside.status_code == 403 and outside.json()["error"]["code"] == "out_of_scope"
-    no_right = await upload(api, village, data, "r.csv", as_=api.headers(Role.gov_system, county))
+    # A government system's key that may read members (masked) but not import.
+    masked_key = api.headers(
+        Role.gov_system, county, scopes=sorted(scope_actions([ApiScope.members_read_masked]))
+    )
+    no_right = await upload(api, village, data, "r.csv", as_=masked_key)
     assert no_right.status_code == 403 and no_right.json()["error"]["code"] == "forbidden"
     missing = await api.client.post(
         "/v1/rosters/import",

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from gonghui_shared.app import create_service_app
 from gonghui_shared.runtime import ServiceRuntime
-from stations.base import inbox, outbox
+from stations.base import audit_log, inbox, outbox
 from stations.cards import load_card_verifier
 from stations.config import StationsSettings
 from stations.coverage.endpoints import router as coverage_router
@@ -53,6 +53,7 @@ def create_app(settings: StationsSettings | None = None) -> FastAPI:
         routers=[coverage_router, stations_router, visits_router, subsidies_router],
         outbox=outbox,
         inbox=inbox,
+        audit=audit_log,
         subscriptions=[MEMBERSHIP],
         on_startup=_on_startup,
         openapi_tags=TAGS,

@@ -8,7 +8,7 @@ from gonghui_shared.app import create_service_app
 from gonghui_shared.runtime import ServiceRuntime
 from training.attendance.endpoints import router as attendance_router
 from training.attendance.service import QrSigner
-from training.base import inbox, outbox
+from training.base import audit_log, inbox, outbox
 from training.budget.endpoints import router as budget_router
 from training.certificates.endpoints import router as certificates_router
 from training.competitions.endpoints import router as competitions_router
@@ -67,6 +67,7 @@ def create_app(settings: TrainingSettings | None = None) -> FastAPI:
         ],
         outbox=outbox,
         inbox=inbox,
+        audit=audit_log,
         subscriptions=[MEMBERSHIP],
         on_startup=_on_startup,
         openapi_tags=TAGS,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gonghui_shared.contracts.envelope import Event
 
@@ -142,6 +142,36 @@ class CadreAppointed(Event):
     appointed_on: date
 
 
+class RegisteredUnit(BaseModel):
+    """One administrative unit as membership now holds it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    code: str = Field(description="12-digit statistical region code", examples=["530921101201"])
+    name: str = Field(examples=["东城社区"])
+    level: str = Field(examples=["village"], description="county, township or village (…)")
+    parent_code: str | None = Field(examples=["530921101000"])
+    urban_rural_code: str | None = Field(None, examples=["111"], description="城乡分类代码")
+    lon: float | None = Field(None, description="WGS-84 longitude, when known")
+    lat: float | None = Field(None, description="WGS-84 latitude, when known")
+
+
+class UnitsRegistered(Event):
+    """Administrative units (行政区划) were imported: one chunk of one import's units.
+
+    Every unit of the imported file is announced, changed or not, with the values
+    membership holds after the import; a large file comes in several chunks of the
+    same `import_id`. Units are never deleted.
+    """
+
+    type = "membership.units.registered"
+
+    import_id: str
+    chunk: int = Field(description="1-based number of this chunk", examples=[1])
+    chunks: int = Field(description="how many chunks the import announced", examples=[1])
+    units: list[RegisteredUnit]
+
+
 EVENTS: tuple[type[Event], ...] = (
     OrgCreated,
     OrgUpdated,
@@ -153,4 +183,5 @@ EVENTS: tuple[type[Event], ...] = (
     MemberLapsed,
     MemberExpelled,
     CadreAppointed,
+    UnitsRegistered,
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,10 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gonghui_shared.audit import APPEND_ONLY
 from gonghui_shared.auth import Principal, TokenIssuer
 from gonghui_shared.db import Database, normalise_url
-from gonghui_shared.permissions import Role
+from gonghui_shared.permissions import Action, Role
 from gonghui_shared.runtime import load_jwt_private_key
 from gonghui_shared.settings import ServiceSettings
 
@@ -74,8 +75,12 @@ async def downgrade(alembic_ini: Path, url: str, revision: str = "base") -> None
 
 
 async def truncate_all(db: Database, metadata: MetaData) -> None:
-    """Empty every table of the service between tests (migrations stay applied)."""
-    tables = list(reversed(metadata.sorted_tables))
+    """Empty every table of the service between tests (migrations stay applied).
+
+    Append-only tables (the audit log) are left alone: the database refuses to empty them,
+    so tests that read them look for their own rows (by request id or subject).
+    """
+    tables = [t for t in reversed(metadata.sorted_tables) if not t.info.get(APPEND_ONLY)]
     async with db.transaction() as session:
         if db.dialect == "postgresql":
             names = ", ".join(f'"{t.name}"' for t in tables)
@@ -93,10 +98,16 @@ def token_for(
     org_path: str | None = None,
     member_no: str | None = None,
     subject: str = "test-user",
+    scopes: Sequence[Action] | None = None,
 ) -> str:
     issuer = TokenIssuer(load_jwt_private_key(settings))
     principal = Principal(
-        subject=subject, role=Role(role), org_id=org_id, org_path=org_path, member_no=member_no
+        subject=subject,
+        role=Role(role),
+        org_id=org_id,
+        org_path=org_path,
+        member_no=member_no,
+        scopes=None if scopes is None else list(scopes),
     )
     return issuer.issue(principal)
 

@@ -1,1 +1,1 @@
-"""accounts"""
+"""Accounts and tokens: sign-in, API keys, and the one place that resolves the caller."""

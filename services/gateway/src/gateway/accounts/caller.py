@@ -1,6 +1,14 @@
 """Who is calling the gateway, and the token to show the services on their behalf.
 
-A caller presents a bearer JWT (a person) or an API key (another government system).
+The one place that resolves the caller. A caller presents either
+
+* a bearer JWT (a person): verified with the gateway's key and refused if its `jti`
+  was revoked (logout, deactivation, refresh-token reuse); the services get the
+  same token; or
+* an `X-API-Key` header (another government system): looked up by hash, refused if
+  revoked; the principal is gov_system with the key's org scope and named scopes,
+  and the services get a short-lived JWT minted for this call.
+
 Routed calls carry `upstream_token` to the services, which verify it themselves.
 """
 
@@ -10,30 +18,78 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from gateway.accounts.deps import get_accounts
 from gonghui_shared.auth import Principal, TokenVerifier
 from gonghui_shared.errors import Unauthorized
+
+
+class TokenRevoked(Unauthorized):
+    code = "token_revoked"
+    message = "The token was revoked; sign in again"
+    message_zh = "令牌已被撤销，请重新登录"
+
+
+class InvalidApiKey(Unauthorized):
+    code = "invalid_api_key"
+    message = "The API key is unknown or revoked"
+    message_zh = "API 密钥无效或已被撤销"
+
+
+class AmbiguousCredentials(Unauthorized):
+    code = "ambiguous_credentials"
+    message = "Present either a bearer token or an API key, not both"
+    message_zh = "请只提供访问令牌或 API 密钥其中之一"
 
 
 @dataclass(frozen=True)
 class Caller:
     principal: Principal
     upstream_token: str
+    # For a bearer token: its id and expiry (seconds since the epoch), and the login
+    # (refresh-token family) it came from, so logout can revoke them. None for an API key.
+    token_id: str | None = None
+    token_expires_at: int | None = None
+    session_id: str | None = None
 
 
 _bearer = HTTPBearer(auto_error=False, description="JWT from POST /v1/auth/token")
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="a government system's key (POST /v1/api-keys)"
+)
 
 
 async def current_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Caller:
+    state = get_accounts(request)
+    if credentials is not None and api_key:
+        raise AmbiguousCredentials()
+    if api_key:
+        principal = await state.api_keys.principal(api_key)
+        if principal is None:
+            raise InvalidApiKey()
+        upstream = state.issuer.issue(principal, state.settings.upstream_token_ttl_seconds)
+        return Caller(principal=principal, upstream_token=upstream)
     if credentials is None:
         raise Unauthorized()
     verifier: TokenVerifier = request.app.state.runtime.verifier
-    principal = verifier.verify(credentials.credentials)
-    return Caller(principal=principal, upstream_token=credentials.credentials)
+    token = verifier.decode(credentials.credentials)
+    if token.jti is None:
+        raise Unauthorized("The token has no id and cannot be revoked", "令牌缺少编号，无法撤销")
+    if await state.revocations.is_revoked(token.jti):
+        raise TokenRevoked()
+    session_id = token.claims.get("sid")
+    return Caller(
+        principal=token.principal,
+        upstream_token=credentials.credentials,
+        token_id=token.jti,
+        token_expires_at=token.expires_at,
+        session_id=session_id if isinstance(session_id, str) else None,
+    )
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

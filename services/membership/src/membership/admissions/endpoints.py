@@ -25,6 +25,7 @@ from membership.admissions.schemas import (
     RosterApprovalRead,
     RosterCreate,
     RosterRead,
+    SelfApplicationCreate,
     SkippedApplication,
 )
 from membership.cards.endpoints import CardSealDep
@@ -115,6 +116,15 @@ async def submit_application(
 ) -> ApplicationRead:
     """Record a worker's own signed application to join (入会申请书)."""
     application = await service.submit(session, pii, principal, body)
+    return service.to_read(application, pii, principal)
+
+
+@router.post("/applications/self", status_code=status.HTTP_201_CREATED)
+async def apply_for_myself(
+    body: SelfApplicationCreate, principal: PrincipalDep, session: SessionDep, pii: PiiDep
+) -> ApplicationRead:
+    """Apply to join, for yourself: a person logged in by phone who is not a member yet."""
+    application = await service.submit_own(session, pii, principal, body)
     return service.to_read(application, pii, principal)
 
 

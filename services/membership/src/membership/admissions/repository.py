@@ -118,6 +118,15 @@ async def pending_application_of(session: AsyncSession, id_number_hash: str) -> 
     )
 
 
+async def pending_application_by(session: AsyncSession, submitted_by: str) -> str | None:
+    """The id of an application awaiting a decision that `submitted_by` submitted, if any."""
+    return await session.scalar(
+        select(Application.id)
+        .where(Application.status.in_(PENDING), Application.submitted_by == submitted_by)
+        .limit(1)
+    )
+
+
 # ---------------------------------------------------------------- members
 
 

@@ -131,6 +131,42 @@ class ApplicationCreate(BaseModel):
     )
 
 
+class SelfApplicationCreate(BaseModel):
+    """A person's own application to join, from the mobile app (自助入会申请).
+
+    The applicant is the caller (logged in by phone, no member number yet); the
+    application itself is the signed form, so it has no paper `form_ref`: it is
+    recorded as `online:<application id>`.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "org_id": "0193a1c2-7d1e-7a3b-9c5d-1e2f3a4b5c6d",
+                    "name": "李春华",
+                    "id_number": "530921198807150351",
+                    "phone": "13800138000",
+                    "household_type": "rural",
+                    "category": "migrant_worker",
+                    "employer": "凤庆县滇红茶厂",
+                }
+            ]
+        }
+    )
+
+    org_id: str = Field(description="the union to join (a village, community or enterprise union)")
+    name: Text50
+    id_number: str = Field(max_length=40, description="18-digit resident ID number (公民身份号码)")
+    phone: str = Field(max_length=40, description="mobile, or fixed line with its area code")
+    household_type: Annotated[HouseholdType, _vocabulary(HouseholdType)]
+    category: Annotated[MemberCategory, _vocabulary(MemberCategory)]
+    subtype: Annotated[NewEmploymentSubtype | None, _vocabulary(NewEmploymentSubtype)] = Field(
+        None, description="required for new_employment, absent otherwise"
+    )
+    employer: Text200 | None = None
+
+
 class ApplicationStep(BaseModel):
     """One step of an application's history: who moved it, when, and why."""
 

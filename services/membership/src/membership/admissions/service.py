@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gonghui_shared.audit import mark_personal_data_read
 from gonghui_shared.auth import Principal
 from gonghui_shared.clock import CHINA
 from gonghui_shared.contracts.membership import (
@@ -23,8 +24,9 @@ from gonghui_shared.contracts.membership import (
     ApplicationSubmitted,
     MemberApproved,
 )
-from gonghui_shared.errors import Conflict, NotFound, OutOfScope, Unprocessable
+from gonghui_shared.errors import Conflict, Forbidden, NotFound, OutOfScope, Unprocessable
 from gonghui_shared.identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_id_number
+from gonghui_shared.ids import new_id
 from gonghui_shared.permissions import Action, Role
 from gonghui_shared.pii import PiiCipher
 from gonghui_shared.vocabulary import MemberCategory
@@ -44,6 +46,7 @@ from membership.admissions.schemas import (
     MemberSummary,
     RosterCreate,
     RosterRead,
+    SelfApplicationCreate,
     StatusCounts,
 )
 from membership.audit.service import history, record_transition
@@ -117,6 +120,20 @@ class DuplicateApplication(Conflict):
     message_zh = "此人已有待审批的入会申请"
 
 
+class OwnApplicationPending(Conflict):
+    code = "own_application_pending"
+    message = "You already have an application awaiting a decision"
+    message_zh = "您已有待审批的入会申请"
+
+
+class NotAnApplicant(Forbidden):
+    message = (
+        "Only a person without a membership applies for themself; "
+        "staff record applications with POST /v1/applications"
+    )
+    message_zh = "只有尚未入会的本人可以自助申请；工作人员请使用 POST /v1/applications 录入"
+
+
 class ApplicationNotSubmitted(Conflict):
     code = "application_not_submitted"
     message = "Only a submitted application not yet on a roster can be put on one"
@@ -152,6 +169,8 @@ def approval_date(now: datetime) -> date:
 def to_read(application: Application, pii: PiiCipher, principal: Principal) -> ApplicationRead:
     """The application as `principal` may see it: personal data in full only with read_personal."""
     personal = principal.may(Action.members_read_personal)
+    if personal:
+        mark_personal_data_read(application.org_path)
     return ApplicationRead(
         id=application.id,
         org_id=application.org_id,
@@ -405,6 +424,31 @@ async def submit(
     return await submit_validated(session, pii, principal, org, roster, validate_applicant(data))
 
 
+async def submit_own(
+    session: AsyncSession, pii: PiiCipher, principal: Principal, data: SelfApplicationCreate
+) -> Application:
+    """A person's own application (mobile app): any active union, one pending at a time.
+
+    Only the `member` role without a member number applies for itself: staff record
+    others' applications through `submit`, and a member is already one.
+    """
+    principal.require(Action.applications_apply_self)
+    if principal.role is not Role.member:
+        raise NotAnApplicant()
+    if principal.member_no is not None:
+        raise AlreadyMember(details={"member_no": principal.member_no})
+    org = await orgs_repository.get(session, data.org_id)
+    if org is None:
+        raise orgs_service.OrgNotFound(details={"field": "org_id"})
+    if (pending := await repository.pending_application_by(session, principal.subject)) is not None:
+        raise OwnApplicationPending(details={"application_id": pending})
+    application_id = new_id()
+    form = ApplicationCreate(**data.model_dump(), form_ref=f"online:{application_id}")
+    return await submit_validated(
+        session, pii, principal, org, None, validate_applicant(form), application_id=application_id
+    )
+
+
 async def submit_validated(
     session: AsyncSession,
     pii: PiiCipher,
@@ -412,6 +456,8 @@ async def submit_validated(
     org: Org,
     roster: Roster | None,
     applicant: ApplicantData,
+    *,
+    application_id: str | None = None,
 ) -> Application:
     """Store one validated applicant (a form or a roster row) for an org already authorised."""
     _require_active(org)
@@ -423,6 +469,7 @@ async def submit_validated(
         raise DuplicateApplication(details={"field": "id_number"})
     status = ApplicationStatus.on_roster if roster is not None else ApplicationStatus.submitted
     application = Application(
+        **({"id": application_id} if application_id else {}),
         org_id=org.id,
         org_path=org.path,
         roster_id=roster.id if roster else None,
@@ -548,6 +595,7 @@ async def _admit(
                 id_number_hash=application.id_number_hash,
                 id_number_masked=application.id_number_masked,
                 phone_encrypted=application.phone_encrypted,
+                phone_hash=application.phone_hash,
                 phone_masked=application.phone_masked,
                 gender=application.gender,
                 birth_date=application.birth_date,

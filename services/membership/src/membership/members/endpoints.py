@@ -16,6 +16,8 @@ from membership.deps import PiiDep
 from membership.members import repository, service
 from membership.members.models import Member, MemberStatus
 from membership.members.schemas import (
+    MemberLookup,
+    MemberLookupRead,
     MemberRead,
     MembershipEnd,
     TransferCreate,
@@ -77,6 +79,14 @@ async def list_members(
         items=[service.to_read(m, names.get(m.org_id, ""), principal, pii) for m in items],
         next_cursor=next_cursor,
     )
+
+
+@router.post("/members/lookup")
+async def lookup_members(
+    body: MemberLookup, principal: PrincipalDep, session: SessionDep, pii: PiiDep
+) -> MemberLookupRead:
+    """Active members with this phone number (only the gateway's login by code may ask)."""
+    return await service.lookup_by_phone(session, principal, pii, body.phone)
 
 
 @router.get("/members/{member_no}")

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gonghui_shared.pagination import paginate
 from membership.cadres.models import Cadre
-from membership.members.models import Member, Transfer, TransferStatus
+from membership.members.models import Member, MemberStatus, Transfer, TransferStatus
 from membership.orgs.models import Org
 
 
@@ -20,6 +20,16 @@ async def by_number(session: AsyncSession, member_no: str, *, lock: bool = False
     if lock:
         query = query.with_for_update()
     return await session.scalar(query)
+
+
+async def active_by_phone_hash(session: AsyncSession, phone_hash: str) -> Sequence[Member]:
+    """Active members whose phone hashes to `phone_hash` (family members may share one)."""
+    query = (
+        select(Member)
+        .where(Member.phone_hash == phone_hash, Member.status == MemberStatus.active)
+        .order_by(Member.joined_on, Member.member_no)
+    )
+    return (await session.scalars(query)).all()
 
 
 async def list_members(

@@ -36,6 +36,26 @@ class MemberRead(BaseModel):
     membership_years: int = Field(description="whole years since joining, until the end if ended")
 
 
+class MemberLookup(BaseModel):
+    """A phone number to find active members by; in the body, so it never lands in a URL log."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"phone": "13800138000"}]})
+
+    phone: str = Field(min_length=1, max_length=40)
+
+
+class MemberMatch(BaseModel):
+    member_no: str = Field(examples=["5309212026000001"])
+    org_id: str
+    joined_on: date
+
+
+class MemberLookupRead(BaseModel):
+    """The active members with this phone: none, one, or (a shared family phone) several."""
+
+    members: list[MemberMatch]
+
+
 class TransitionRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

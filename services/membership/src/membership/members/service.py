@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gonghui_shared.audit import mark_personal_data_read
 from gonghui_shared.auth import Principal
 from gonghui_shared.clock import today_in_china
 from gonghui_shared.contracts.membership import (
@@ -16,6 +17,7 @@ from gonghui_shared.contracts.membership import (
     MemberWithdrawn,
 )
 from gonghui_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from gonghui_shared.identity import InvalidPhone, normalize_phone
 from gonghui_shared.permissions import Action, Role
 from gonghui_shared.pii import PiiCipher
 from gonghui_shared.vocabulary import MemberCategory
@@ -23,7 +25,13 @@ from membership.audit import service as audit
 from membership.events.publish import publish
 from membership.members import repository
 from membership.members.models import Member, MemberStatus, Transfer, TransferStatus
-from membership.members.schemas import MemberRead, MembershipEnd, TransferCreate
+from membership.members.schemas import (
+    MemberLookupRead,
+    MemberMatch,
+    MemberRead,
+    MembershipEnd,
+    TransferCreate,
+)
 from membership.orgs import service as orgs
 from membership.orgs.models import Org, OrgStatus
 
@@ -70,6 +78,8 @@ def _whole_years(start: date, end: date) -> int:
 
 def to_read(member: Member, org_name: str, principal: Principal, pii: PiiCipher) -> MemberRead:
     full = principal.may(Action.members_read_personal)
+    if full:
+        mark_personal_data_read(member.org_path)
     return MemberRead(
         member_no=member.member_no,
         name=member.name,
@@ -91,6 +101,24 @@ def to_read(member: Member, org_name: str, principal: Principal, pii: PiiCipher)
         ended_on=member.ended_on,
         end_reason=member.end_reason,
         membership_years=_whole_years(member.joined_on, member.ended_on or today_in_china()),
+    )
+
+
+async def lookup_by_phone(
+    session: AsyncSession, principal: Principal, pii: PiiCipher, phone: str
+) -> MemberLookupRead:
+    """The active members with this phone, for the gateway's login by one-time code."""
+    principal.require(Action.members_lookup)
+    try:
+        normalised = normalize_phone(phone)
+    except InvalidPhone as exc:
+        raise Unprocessable(exc.message, exc.message_zh, details={"field": "phone"}) from None
+    members = await repository.active_by_phone_hash(session, pii.lookup_hash(normalised))
+    return MemberLookupRead(
+        members=[
+            MemberMatch(member_no=m.member_no, org_id=m.org_id, joined_on=m.joined_on)
+            for m in members
+        ]
     )
 
 

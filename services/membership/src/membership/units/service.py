@@ -8,13 +8,18 @@ territorial type, in SQL, so a county of a thousand villages costs a few queries
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gonghui_shared.auth import Principal
+from gonghui_shared.bus.outbox import OutboxItem, record_events
+from gonghui_shared.contracts.membership import RegisteredUnit, UnitsRegistered
 from gonghui_shared.errors import NotFound, OutOfScope, Unprocessable
+from gonghui_shared.ids import new_id
 from gonghui_shared.permissions import Action, Role
 from membership.audit.service import record_transition
-from membership.base import utcnow
+from membership.base import outbox, utcnow
 from membership.orgs import repository as orgs_repository
 from membership.orgs import service as orgs_service
 from membership.units import repository
@@ -32,6 +37,9 @@ from membership.units.statistical_codes import (
 
 # How many offending codes an out-of-scope import names; the count says the rest.
 _SHOWN_CODES = 10
+
+# Units per `membership.units.registered` event: ~75 KB of JSON, well under NATS's 1 MB.
+UNITS_PER_EVENT = 500
 
 
 class UnitNotFound(NotFound):
@@ -100,8 +108,10 @@ async def import_units(session: AsyncSession, principal: Principal, data: bytes)
     now = utcnow()
     created: list[dict[str, object]] = []
     changed: list[dict[str, object]] = []
+    announced: list[RegisteredUnit] = []
     for unit in units:
         old = stored.get(unit.code)
+        announced.append(_registered(unit, old))
         if old is None:
             created.append(
                 {
@@ -128,6 +138,7 @@ async def import_units(session: AsyncSession, principal: Principal, data: bytes)
             changed.append({"code": unit.code, **new, "updated_at": now})
     await repository.insert_units(session, created)
     await repository.update_units(session, changed)
+    await _announce(session, announced)
     result = UnitsImported(
         created=len(created),
         updated=len(changed),
@@ -144,6 +155,41 @@ async def import_units(session: AsyncSession, principal: Principal, data: bytes)
         details=result.model_dump(),
     )
     return result
+
+
+def _registered(unit: UnitRow, old: Any) -> RegisteredUnit:
+    """The unit as stored after the import: blank cells of the file keep the stored values."""
+    keep = old is not None
+    return RegisteredUnit(
+        code=unit.code,
+        name=unit.name,
+        level=unit.level,
+        parent_code=unit.parent_code,
+        urban_rural_code=unit.urban_rural_code or (old.urban_rural_code if keep else None),
+        lon=unit.lon if unit.lon is not None or not keep else old.lon,
+        lat=unit.lat if unit.lat is not None or not keep else old.lat,
+    )
+
+
+async def _announce(session: AsyncSession, units: list[RegisteredUnit]) -> None:
+    """Every unit of the file, changed or not, in the import's transaction (via the outbox).
+
+    Announcing the unchanged ones too lets a consumer that missed an earlier import (or
+    was set up after it) catch up by importing the same file again.
+    """
+    import_id = new_id()
+    chunks = [units[i : i + UNITS_PER_EVENT] for i in range(0, len(units), UNITS_PER_EVENT)]
+    await record_events(
+        session,
+        outbox,
+        [
+            OutboxItem(
+                UnitsRegistered(import_id=import_id, chunk=n, chunks=len(chunks), units=chunk),
+                import_id,
+            )
+            for n, chunk in enumerate(chunks, 1)
+        ],
+    )
 
 
 def _common_county(units: list[UnitRow]) -> str:

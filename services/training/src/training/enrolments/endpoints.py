@@ -13,7 +13,12 @@ from gonghui_shared.permissions import Action
 from training.deps import PiiDep
 from training.enrolments import repository, service
 from training.enrolments.models import EnrolmentStatus
-from training.enrolments.schemas import EnrolmentCancellation, EnrolmentCreate, EnrolmentRead
+from training.enrolments.schemas import (
+    EnrolmentCancellation,
+    EnrolmentCreate,
+    EnrolmentRead,
+    EnrolmentWithSession,
+)
 
 router = APIRouter(prefix="/v1", tags=["enrolments"], responses=ERROR_RESPONSES)
 
@@ -52,6 +57,37 @@ async def list_enrolments(
     items, next_cursor = page_of(rows, page.limit)
     return PageOut(
         items=[service.to_read(e, pii, principal) for e in items], next_cursor=next_cursor
+    )
+
+
+@router.get("/enrolments")
+async def list_enrolments_across_sessions(
+    principal: PrincipalDep,
+    session: SessionDep,
+    pii: PiiDep,
+    page: PageDep,
+    member_no: Annotated[
+        str | None, Query(max_length=16, description="one member's enrolments")
+    ] = None,
+    org_id: Annotated[
+        str | None, Query(description="sessions hosted in this org's subtree")
+    ] = None,
+    status: Annotated[EnrolmentStatus | None, Query(description="only this status")] = None,
+) -> PageOut[EnrolmentWithSession]:
+    """Enrolments across sessions, with each session (a member: their own), by member or org."""
+    rows = await service.list_across_sessions(
+        session,
+        principal,
+        member_no=member_no,
+        org_id=org_id,
+        status=status.value if status else None,
+        cursor=page.cursor,
+        limit=page.limit,
+    )
+    items, next_cursor = page_of(rows, page.limit, id_of=lambda row: row[0].id)
+    return PageOut(
+        items=[service.with_session(e, ts, title, pii, principal) for e, ts, title in items],
+        next_cursor=next_cursor,
     )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gonghui_shared.pagination import paginate
+from training.courses.models import Course
 from training.enrolments.models import Enrolment, EnrolmentStatus
+from training.sessions.models import TrainingSession
 
 
 async def get(session: AsyncSession, enrolment_id: str, *, fresh: bool = False) -> Enrolment | None:
@@ -57,3 +59,27 @@ async def list_for_session(
     if status:
         query = query.where(Enrolment.status == status)
     return (await session.scalars(paginate(query, Enrolment.id, cursor, limit))).all()
+
+
+async def list_across_sessions(
+    session: AsyncSession,
+    *,
+    within_path: str | None,
+    member_no: str | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Sequence[Row[Enrolment, TrainingSession, str]]:
+    """Enrolments with their session and course title, in any session hosted within a path."""
+    query = (
+        select(Enrolment, TrainingSession, Course.title)
+        .join(TrainingSession, TrainingSession.id == Enrolment.session_id)
+        .join(Course, Course.id == TrainingSession.course_id)
+    )
+    if within_path:
+        query = query.where(TrainingSession.host_org_path.startswith(within_path, autoescape=True))
+    if member_no:
+        query = query.where(Enrolment.member_no == member_no)
+    if status:
+        query = query.where(Enrolment.status == status)
+    return (await session.execute(paginate(query, Enrolment.id, cursor, limit))).all()

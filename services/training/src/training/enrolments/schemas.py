@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.enrolments.models import EnrolmentStatus
+from training.sessions.models import SessionStatus
 
 
 class EnrolmentCreate(BaseModel):
@@ -67,6 +68,25 @@ class EnrolmentRead(BaseModel):
     enrolled_by: str
     created_at: datetime
     updated_at: datetime
+
+
+class EnrolmentSession(BaseModel):
+    """The session an enrolment is for, as a list across sessions shows it."""
+
+    id: str
+    course_title: str = Field(examples=["电焊工职业技能培训"])
+    course_category: str = Field(examples=["welding_trades"])
+    host_org_id: str
+    starts_at: datetime
+    ends_at: datetime
+    place: str | None = Field(None, examples=["凤山镇职业技能实训基地"])
+    status: SessionStatus
+
+
+class EnrolmentWithSession(EnrolmentRead):
+    """An enrolment with its session, for lists across sessions (a member's own trainings)."""
+
+    session: EnrolmentSession
 
 
 class EnrolmentCancellation(BaseModel):

@@ -10,25 +10,38 @@ the session nor promote the same person twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gonghui_shared.audit import mark_personal_data_read
 from gonghui_shared.auth import Principal
 from gonghui_shared.contracts.training import Enrolled, EnrolmentCancelled
-from gonghui_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from gonghui_shared.errors import Conflict, Forbidden, NotFound, OutOfScope, Unprocessable
 from gonghui_shared.identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_id_number
 from gonghui_shared.permissions import Action, Role
 from gonghui_shared.pii import PiiCipher, mask_id_number, mask_phone
 from training.base import utcnow
 from training.enrolments import repository
 from training.enrolments.models import Enrolment, EnrolmentStatus
-from training.enrolments.schemas import EnrolmentCreate, EnrolmentRead
+from training.enrolments.schemas import (
+    EnrolmentCreate,
+    EnrolmentRead,
+    EnrolmentSession,
+    EnrolmentWithSession,
+)
 from training.events.publish import publish
-from training.replicas.models import MemberReplica
-from training.replicas.service import active_member, member_key, non_member_key
+from training.replicas.models import MemberReplica, OrgReplica
+from training.replicas.service import (
+    OrgNotKnown,
+    active_member,
+    member_key,
+    non_member_key,
+    org_in_scope,
+)
 from training.sessions import repository as sessions_repository
 from training.sessions.models import SessionStatus, TrainingSession
 from training.sessions.service import get_session_in_scope
@@ -124,6 +137,8 @@ class Person:
 def to_read(enrolment: Enrolment, pii: PiiCipher, principal: Principal) -> EnrolmentRead:
     """The enrolment as `principal` may see it: personal data in full only with read_personal."""
     personal = principal.may(Action.members_read_personal)
+    if personal and (enrolment.id_number_encrypted or enrolment.phone_encrypted):
+        mark_personal_data_read()
 
     def shown(encrypted: str | None, masked: str | None) -> str | None:
         if encrypted is None:
@@ -147,6 +162,28 @@ def to_read(enrolment: Enrolment, pii: PiiCipher, principal: Principal) -> Enrol
         enrolled_by=enrolment.enrolled_by,
         created_at=enrolment.created_at,
         updated_at=enrolment.updated_at,
+    )
+
+
+def with_session(
+    enrolment: Enrolment,
+    ts: TrainingSession,
+    course_title: str,
+    pii: PiiCipher,
+    principal: Principal,
+) -> EnrolmentWithSession:
+    return EnrolmentWithSession(
+        **to_read(enrolment, pii, principal).model_dump(),
+        session=EnrolmentSession(
+            id=ts.id,
+            course_title=course_title,
+            course_category=ts.course_category,
+            host_org_id=ts.host_org_id,
+            starts_at=ts.starts_at,
+            ends_at=ts.ends_at,
+            place=ts.place,
+            status=SessionStatus(ts.status),
+        ),
     )
 
 
@@ -188,6 +225,47 @@ async def session_for_listing(
     if principal.role is Role.member:
         raise MembersSeeOwnOnly()
     return ts
+
+
+async def list_across_sessions(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    member_no: str | None,
+    org_id: str | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Sequence[tuple[Enrolment, TrainingSession, str]]:
+    """Enrolments in any session: a member's own wherever they trained; staff's in their scope.
+
+    `org_id` narrows to sessions hosted in that org's subtree (in scope, for staff).
+    """
+    principal.require(Action.sessions_read)
+    within: str | None
+    if principal.role is Role.member:
+        if principal.member_no is None or member_no not in (None, principal.member_no):
+            raise MembersSeeOwnOnly()
+        member_no = principal.member_no
+        within = None
+        if org_id:
+            # No scope check: a member keeps the enrolments of a former org's sessions.
+            org = await session.get(OrgReplica, org_id)
+            if org is None:
+                raise OrgNotKnown(details={"field": "org_id"})
+            within = org.path
+    elif org_id:
+        within = (await org_in_scope(session, principal, org_id, Action.sessions_read)).path
+    elif principal.role is Role.platform_admin:
+        within = None
+    elif principal.org_path:
+        within = principal.org_path
+    else:
+        raise OutOfScope()
+    rows = await repository.list_across_sessions(
+        session, within_path=within, member_no=member_no, status=status, cursor=cursor, limit=limit
+    )
+    return [(e, ts, title) for e, ts, title in rows]
 
 
 # ---------------------------------------------------------------- who is enrolled

@@ -1,0 +1,101 @@
+"""`/v1/membership/…`, `/v1/training/…`, `/v1/stations/…`: the services behind the gateway.
+
+Per service: its public routes (no login), its API documents (`openapi.json` with the
+gateway's paths, and a `docs` page reading it), then one route per method for everything
+else, which needs a caller. See `routing.service` for the path rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.responses import Response
+
+from gateway.accounts.caller import CallerDep
+from gateway.routing import service
+from gateway.routing.service import METHODS, PUBLIC_ROUTES, forward, path_parameters
+from gateway.routing.upstreams import SERVICES, UpstreamsDep
+from gonghui_shared.errors import ErrorResponse
+
+UPSTREAM_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "No valid token (the service was not called)"},
+    502: {"model": ErrorResponse, "description": "The service broke off the call"},
+    503: {"model": ErrorResponse, "description": "The service is down: `details.service` names it"},
+    504: {"model": ErrorResponse, "description": "The service did not answer in time"},
+}
+
+router = APIRouter(tags=["routing"], responses=UPSTREAM_ERRORS)
+
+
+def _add_service(name: str) -> None:
+    prefix = f"/v1/{name}"
+
+    async def openapi_document(upstreams: UpstreamsDep) -> Response:
+        """The service's OpenAPI document with the gateway's paths."""
+        response = await upstreams[name].call("GET", "/openapi.json", token=None)
+        if response.status_code != 200:
+            return service.relay(response)
+        return JSONResponse(service.rewrite_openapi(name, response.json()))
+
+    router.add_api_route(
+        f"{prefix}/openapi.json",
+        openapi_document,
+        methods=["GET"],
+        name=f"{name}_openapi",
+        summary=f"{name}: OpenAPI document",
+        description=f"{name}'s OpenAPI document, its paths as the gateway serves them (no login).",
+    )
+
+    async def docs() -> HTMLResponse:
+        """Swagger UI on the service's document as the gateway serves it."""
+        return get_swagger_ui_html(
+            openapi_url=f"{prefix}/openapi.json", title=f"Gonghui {name} (through the gateway)"
+        )
+
+    router.add_api_route(
+        f"{prefix}/docs", docs, methods=["GET"], name=f"{name}_docs", include_in_schema=False
+    )
+
+    for method, path in PUBLIC_ROUTES[name]:
+
+        async def public(request: Request, upstreams: UpstreamsDep) -> Response:
+            """A public route of the service, called anonymously."""
+            raw_path = service.service_path(request, name)
+            return await forward(request, upstreams[name], raw_path, token=None)
+
+        router.add_api_route(
+            f"{prefix}{path}",
+            public,
+            methods=[method],
+            name=f"{name}_public_{method.lower()}_{path}",
+            summary=f"{name}: {method} /v1{path} (public)",
+            description=f"{name}'s public `{method} /v1{path}`: no login needed.",
+            openapi_extra={"parameters": path_parameters(path)},
+        )
+
+    for method in METHODS:
+
+        async def routed(request: Request, caller: CallerDep, upstreams: UpstreamsDep) -> Response:
+            """Any other route of the service, called with the caller's identity."""
+            raw_path = service.service_path(request, name)
+            return await forward(request, upstreams[name], raw_path, caller.upstream_token)
+
+        router.add_api_route(
+            f"{prefix}/{{path:path}}",
+            routed,
+            methods=[method],
+            name=f"{name}_{method.lower()}",
+            summary=f"{name}: {method} /v1/{{path}}",
+            description=(
+                f"`{method} /v1/{name}/<rest>` is {name}'s own `{method} /v1/<rest>`, called "
+                f"with your identity; see [its API document]({prefix}/docs)."
+            ),
+            openapi_extra={"parameters": path_parameters("{path}")},
+        )
+
+
+for _name in SERVICES:
+    _add_service(_name)
