@@ -78,6 +78,14 @@ async def running_platform(
                     if other in ports
                 }
                 env["GONGHUI_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+                # One platform serves the whole session, all from 127.0.0.1: sign-ins
+                # and one-time codes add up across tests, so the limits are wide here.
+                env |= {
+                    "GATEWAY_RATE_LIMIT_TOKEN_PER_USER_IP": "1000",
+                    "GATEWAY_RATE_LIMIT_TOKEN_PER_IP": "1000",
+                    "GATEWAY_RATE_LIMIT_OTP_PER_PHONE": "1000",
+                    "GATEWAY_RATE_LIMIT_OTP_PER_IP": "1000",
+                }
             if name == "gateway":
                 await create_admin(env)
             services[name] = ServiceProcess.launch(

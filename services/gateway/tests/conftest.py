@@ -53,6 +53,7 @@ async def app(settings: GatewaySettings) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     await truncate_all(app.state.runtime.db, Base.metadata)
+    app.state.limits.reset()  # one app serves the session: each test starts uncounted
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         yield client

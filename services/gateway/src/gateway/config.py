@@ -79,6 +79,65 @@ class GatewaySettings(ServiceSettings):
         "an object with `async send(phone, code)`",
     )
 
+    # Rate limits (gateway/limits.py): hits allowed per sliding window, in this process.
+    rate_limit_window_seconds: float = Field(
+        60.0, gt=0, description="the sliding window every rate limit counts within"
+    )
+    rate_limit_token_per_user_ip: int = Field(
+        10, gt=0, description="POST /v1/auth/token per username from one address, per window"
+    )
+    rate_limit_token_per_ip: int = Field(
+        60, gt=0, description="POST /v1/auth/token from one address (any username), per window"
+    )
+    rate_limit_otp_per_phone: int = Field(
+        10,
+        gt=0,
+        description="one-time codes sent or tried (/v1/auth/otp, /verify) per phone, per window",
+    )
+    rate_limit_otp_per_ip: int = Field(
+        30, gt=0, description="one-time codes sent or tried from one address, per window"
+    )
+    rate_limit_per_principal: int = Field(
+        600,
+        gt=0,
+        description="other authenticated calls per principal (token subject or "
+        "API key), per window",
+    )
+
+    # Request size limits (gateway/sizes.py).
+    max_body_bytes: int = Field(
+        1024 * 1024, gt=0, description="largest JSON or form request body (1 MB), else 413"
+    )
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024,
+        gt=0,
+        description="largest roster upload (POST /v1/membership/rosters/import) or other "
+        "binary body (20 MB), else 413",
+    )
+
+    cors_origins: str = Field(
+        "",
+        description="browser origins allowed to call the gateway (CORS), comma separated, "
+        "e.g. `https://app.example.cn`; empty allows none",
+    )
+
+    # Idempotency keys on POST (gateway/idempotency/).
+    idempotency_ttl_seconds: int = Field(
+        24 * 3600,
+        gt=0,
+        description="how long the first answer to an Idempotency-Key is replayed to retries",
+    )
+    idempotency_in_flight_seconds: int = Field(
+        300,
+        gt=0,
+        description="a request still unanswered after this long is taken as abandoned (its "
+        "process died) and its Idempotency-Key may be claimed again",
+    )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
     @field_validator("password_scrypt_n")
     @classmethod
     def _power_of_two(cls, value: int) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from gateway import limits, sizes
 from gateway.accounts.deps import AccountsState
 from gateway.accounts.endpoints import router as accounts_router
 from gateway.base import inbox, outbox
@@ -61,7 +63,7 @@ async def _on_shutdown(app: FastAPI) -> None:
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="Gonghui gateway",
         description=DESCRIPTION,
@@ -74,3 +76,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         on_shutdown=_on_shutdown,
         openapi_tags=TAGS,
     )
+    limits.install(app, settings)
+    sizes.install(app, settings)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-API-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=["Retry-After", "X-Request-ID", "Idempotent-Replayed"],
+            max_age=600,
+        )
+    return app

@@ -19,6 +19,7 @@ def probe(app: FastAPI) -> httpx.AsyncClient:
     install_error_handlers(service)
     service.state.accounts = app.state.accounts
     service.state.runtime = app.state.runtime
+    service.state.limits = app.state.limits
 
     @service.post("/rosters/import")
     async def import_roster(caller: CallerDep) -> dict[str, str]:

@@ -7,6 +7,7 @@ services' own checks (a member sees only themself) are what these tests exercise
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -294,3 +295,28 @@ async def test_apply_to_join(
         "/v1/applications", params={"org_id": village["id"]}, headers=chair
     )
     assert len(listed.json()["items"]) == 1  # nothing else got through
+
+
+async def test_a_retried_application_with_an_idempotency_key_is_made_once(
+    gateway: httpx.AsyncClient,
+    direct: dict[str, httpx.AsyncClient],
+    me_settings: GatewaySettings,
+    tree: MakeTree,
+) -> None:
+    api = MembershipApi(direct["membership"], me_settings)
+    _, _, village = await tree()
+    me = applicant_headers(me_settings) | {"Idempotency-Key": f"apply-{uuid.uuid4()}"}
+    body = own_form(village, name="杨春花")
+
+    first = await gateway.post("/v1/me/apply", headers=me, json=body)
+    assert first.status_code == 201, first.text
+    # Sent again (the answer was lost on a weak mobile link): the first answer, not
+    # membership's 409 for a second application.
+    retry = await gateway.post("/v1/me/apply", headers=me, json=body)
+    assert retry.status_code == 201, retry.text
+    assert retry.json() == first.json() and retry.headers["idempotent-replayed"] == "true"
+    chair = api.headers(Role.org_chair, village)
+    listed = await direct["membership"].get(
+        "/v1/applications", params={"org_id": village["id"]}, headers=chair
+    )
+    assert [a["id"] for a in listed.json()["items"]] == [first.json()["id"]]

@@ -21,6 +21,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.accounts.deps import get_accounts
+from gateway.limits import get_limits
 from gonghui_shared.auth import Principal, TokenVerifier
 from gonghui_shared.errors import Unauthorized
 
@@ -72,6 +73,7 @@ async def current_caller(
         principal = await state.api_keys.principal(api_key)
         if principal is None:
             raise InvalidApiKey()
+        get_limits(request).caller(principal.subject)
         upstream = state.issuer.issue(principal, state.settings.upstream_token_ttl_seconds)
         return Caller(principal=principal, upstream_token=upstream)
     if credentials is None:
@@ -82,6 +84,7 @@ async def current_caller(
         raise Unauthorized("The token has no id and cannot be revoked", "令牌缺少编号，无法撤销")
     if await state.revocations.is_revoked(token.jti):
         raise TokenRevoked()
+    get_limits(request).caller(token.principal.subject)
     session_id = token.claims.get("sid")
     return Caller(
         principal=token.principal,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Response, status
+from fastapi import APIRouter, Form, Query, Request, Response, status
 
 from gateway.accounts import service, tokens
 from gateway.accounts.caller import CallerDep
@@ -21,6 +21,7 @@ from gateway.accounts.schemas import (
     OtpVerify,
     TokenResponse,
 )
+from gateway.limits import get_limits
 from gonghui_shared.deps import PageDep, SessionDep
 from gonghui_shared.errors import ERROR_RESPONSES
 from gonghui_shared.keys import public_jwk
@@ -35,6 +36,7 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 §5.
 @router.post("/v1/auth/token")
 async def issue_token(
     state: AccountsDep,
+    request: Request,
     response: Response,
     grant_type: Annotated[str, Form(examples=["password"])],
     username: Annotated[str | None, Form(max_length=64)] = None,
@@ -44,6 +46,7 @@ async def issue_token(
 ) -> TokenResponse:
     """Sign in (OAuth2 password grant) or renew (refresh_token grant; the old one is used up)."""
     response.headers.update(_NO_STORE)
+    get_limits(request).token(request, username if grant_type == "password" else None)
     if grant_type == "password":
         if not username or not password or "\x00" in username:
             raise tokens.InvalidTokenRequest(details={"oauth_error": "invalid_request"})
@@ -67,14 +70,18 @@ async def revoke(
 
 
 @router.post("/v1/auth/otp", status_code=status.HTTP_202_ACCEPTED)
-async def request_code(state: AccountsDep, body: OtpRequest) -> OtpAccepted:
+async def request_code(state: AccountsDep, body: OtpRequest, request: Request) -> OtpAccepted:
     """Send a six-digit login code to a phone; the answer is the same for any phone."""
+    get_limits(request).otp(request, body.phone)
     return await tokens.send_code(state, body.phone)
 
 
 @router.post("/v1/auth/otp/verify")
-async def verify_code(state: AccountsDep, body: OtpVerify, response: Response) -> TokenResponse:
+async def verify_code(
+    state: AccountsDep, body: OtpVerify, request: Request, response: Response
+) -> TokenResponse:
     """Sign in with the code: as the member owning the phone, or as an applicant if none."""
+    get_limits(request).otp(request, body.phone)
     response.headers.update(_NO_STORE)
     return await tokens.verify_code(state, body)
 

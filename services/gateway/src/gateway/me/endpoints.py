@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gateway.idempotency.service import idempotent
 from gateway.me import service
 from gateway.me.qr import qr_png
 from gateway.me.service import MemberCallerDep
@@ -163,4 +164,7 @@ async def apply_to_join(
     request: Request, caller: MemberCallerDep, upstreams: UpstreamsDep
 ) -> Response:
     """Apply to join a union, for myself (logged in by phone, not a member yet)."""
-    return relay(await service.apply(upstreams, caller, request))
+    async def handler() -> Response:
+        return relay(await service.apply(upstreams, caller, request))
+
+    return await idempotent(request, caller.principal.subject, handler)

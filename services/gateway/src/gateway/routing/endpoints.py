@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.responses import Response
 
 from gateway.accounts.caller import CallerDep
+from gateway.idempotency.service import idempotent
 from gateway.routing import service
 from gateway.routing.service import METHODS, PUBLIC_ROUTES, forward, path_parameters
 from gateway.routing.upstreams import SERVICES, UpstreamsDep
@@ -81,7 +82,13 @@ def _add_service(name: str) -> None:
         async def routed(request: Request, caller: CallerDep, upstreams: UpstreamsDep) -> Response:
             """Any other route of the service, called with the caller's identity."""
             raw_path = service.service_path(request, name)
-            return await forward(request, upstreams[name], raw_path, caller.upstream_token)
+            if request.method != "POST":
+                return await forward(request, upstreams[name], raw_path, caller.upstream_token)
+            return await idempotent(
+                request,
+                caller.principal.subject,
+                lambda: forward(request, upstreams[name], raw_path, caller.upstream_token),
+            )
 
         router.add_api_route(
             f"{prefix}/{{path:path}}",
