@@ -31,6 +31,8 @@ from gonghui_shared.keys import key_id
 from gonghui_shared.permissions import PERMISSIONS, Action, Role
 
 ISSUER = "gonghui"
+# Org paths are /<id>/…/; this one matches none of them.
+NO_ORG_SCOPE = "/-no-org-scope-/"
 AUDIENCE = "gonghui"
 
 
@@ -50,6 +52,17 @@ class Principal(BaseModel):
     def may(self, action: Action) -> bool:
         """The role holds the action and, when the principal is scoped, a scope allows it."""
         return action in PERMISSIONS[self.role] and (self.scopes is None or action in self.scopes)
+
+    @property
+    def subtree(self) -> str | None:
+        """The org path whose subtree a list may show: None for all (platform admins only).
+
+        Any other principal without an org scope sees nothing, never everything: it gets a
+        path no org has.
+        """
+        if self.role is Role.platform_admin:
+            return None
+        return self.org_path or NO_ORG_SCOPE
 
     def covers(self, org_path: str) -> bool:
         if self.role is Role.platform_admin:

@@ -56,6 +56,18 @@ async def test_members_are_listed_within_scope_with_filters_and_pages(api: Api) 
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_cursor"
 
 
+async def test_a_token_without_an_org_scope_lists_nothing(api: Api) -> None:
+    county, village, _ = await two_villages(api)
+    await api.member(county, village)
+    unscoped = api.headers(Role.county_admin)  # a county admin's role, but no org
+    members = await api.ok("GET", "/v1/members", as_=unscoped)
+    assert members["items"] == []
+    transfers = await api.ok("GET", "/v1/transfers", as_=unscoped)
+    assert transfers["items"] == []
+    everyone = await api.ok("GET", "/v1/members", as_=api.platform)
+    assert len(everyone["items"]) == 1
+
+
 async def test_personal_data_is_masked_unless_the_role_may_see_it(api: Api) -> None:
     county, village, _ = await two_villages(api)
     id_number = valid_id_number(7, birth="19850202")

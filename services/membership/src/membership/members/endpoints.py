@@ -56,7 +56,7 @@ async def list_members(
     principal.require(Action.members_read)
     if principal.role is Role.member:
         raise Forbidden("Members see only their own membership", "会员只能查看本人的会籍")
-    within = principal.org_path or None
+    within = principal.subtree
     if org_id:
         within = (await orgs.get_in_scope(session, principal, org_id, Action.members_read)).path
     if category:
@@ -133,7 +133,7 @@ async def list_transfers(
         raise Forbidden(
             "Members see transfers through their membership", "会员请通过本人会籍查看转会"
         )
-    path = principal.org_path or ""
+    path = principal.subtree or ""
     rows = await repository.list_transfers(
         session,
         incoming_path=path if direction == "incoming" else None,
