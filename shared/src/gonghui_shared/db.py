@@ -73,10 +73,15 @@ def normalise_url(url: str) -> str:
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        # Pool sizes are PostgreSQL's concern: SQLite has one writer whatever the pool.
+        kwargs.pop("pool_size", None)
+        kwargs.pop("max_overflow", None)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _make_sqlite_serialisable(engine)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 10)
+    return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
 def _make_sqlite_serialisable(engine: AsyncEngine) -> None:

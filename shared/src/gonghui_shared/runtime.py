@@ -116,7 +116,11 @@ class ServiceRuntime:
         cls, settings: ServiceSettings, outbox: Table, verifier: TokenVerifier | None = None
     ) -> ServiceRuntime:
         """The runtime; `verifier` defaults to one from local keys (see `build_verifier`)."""
-        db = Database(settings.database_url)
+        db = Database(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
         bus = Bus(
             settings.nats_url,
             settings.service_name,

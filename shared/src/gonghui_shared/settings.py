@@ -52,6 +52,12 @@ class ServiceSettings(BaseSettings):
         "stream_replicas", 1, "JetStream replicas (3 in production)"
     )
     log_level: str = platform_field("log_level", "INFO", "root log level")
+    db_pool_size: int = platform_field(
+        "db_pool_size", 10, "PostgreSQL connections each process keeps open (idle included)"
+    )
+    db_max_overflow: int = platform_field(
+        "db_max_overflow", 10, "PostgreSQL connections each process may open beyond the pool"
+    )
     jwt_public_key: str | None = platform_field(
         "jwt_public_key", None, "PEM of the Ed25519 key that verifies access tokens"
     )

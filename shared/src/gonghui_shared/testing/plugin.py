@@ -14,6 +14,15 @@ import pytest
 from gonghui_shared.testing.nats_server import NatsServer, reachable
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Dozens of test apps (and the service processes the e2e tests start, which inherit
+    # the environment) live for the whole session; each keeps only 2 idle PostgreSQL
+    # connections, so together they stay under the server's max_connections (100 by
+    # default). The peak per process is unchanged: 2 + 18 = the production 10 + 10.
+    os.environ.setdefault("GONGHUI_DB_POOL_SIZE", "2")
+    os.environ.setdefault("GONGHUI_DB_MAX_OVERFLOW", "18")
+
+
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real NATS with JetStream: `NATS_URL` if it answers, else one we start."""
