@@ -128,4 +128,5 @@ def _guard_ddl(dialect: str, name: str) -> list[str]:
             f"BEGIN SELECT RAISE(ABORT, '{message}: {what} refused'); END"
             for what in ("UPDATE", "DELETE")
         ]
-    raise NotImplementedError(f"no append-only guard for {dialect}")
+    # Gonghui runs on SQLite and PostgreSQL only; any other database is a configuration error.
+    raise ValueError(f"the audit log supports SQLite and PostgreSQL, not {dialect}")
