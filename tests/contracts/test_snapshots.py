@@ -56,3 +56,17 @@ def test_every_snapshot_has_a_contract() -> None:
 def test_subject_follows_the_scheme(contract: type[Event]) -> None:
     assert contract.subject() == f"gonghui.{contract.type}.v{contract.version}"
     assert contract.subject().split(".")[1] == contract.source()
+
+
+def test_envelope_from_before_numbering_still_parses() -> None:
+    """`aggregate_seq` was added within version 1: events already in streams lack it."""
+    old = {
+        "event_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+        "type": "membership.member.approved",
+        "version": 1,
+        "occurred_at": "2026-11-01T00:00:00Z",
+        "source": "membership",
+        "aggregate_id": "m1",
+        "data": {},
+    }
+    assert EventEnvelope.model_validate(old).aggregate_seq is None

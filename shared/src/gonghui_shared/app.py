@@ -2,8 +2,10 @@
 
 `create_service_app` wires what all services share: the lifespan (database,
 bus, outbox relay, consumers), request ids, JSON logs, the error shape,
-`/healthz`, `/readyz` and `/metrics`, and (given its `audit_log` table) the request
-audit trail with `GET /v1/audit`. A service's `main.py` only adds its routers.
+`/healthz`, `/readyz` and `/metrics`, a span per request when tracing is on
+(`gonghui_shared.tracing`), and (given its `audit_log` table) the request
+audit trail with `GET /v1/audit`, and (given consumers) the dead letter endpoints.
+A service's `main.py` only adds its routers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Table
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,11 +28,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gonghui_shared import metrics
 from gonghui_shared.audit.endpoints import audit_router
 from gonghui_shared.audit.middleware import AuditMiddleware
+from gonghui_shared.auth import current_principal
 from gonghui_shared.bus import Subscription
+from gonghui_shared.bus.consumer import ConsumerTables
+from gonghui_shared.deadletters.endpoints import dead_letter_router
 from gonghui_shared.errors import error_response, install_error_handlers
 from gonghui_shared.logging import configure_logging, request_id_var
 from gonghui_shared.runtime import ServiceRuntime, build_verifier
 from gonghui_shared.settings import ServiceSettings
+from gonghui_shared.tracing import TRACE_HEADERS, Tracing, mark_failed
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +44,52 @@ StartupHook = Callable[[FastAPI, ServiceRuntime], Awaitable[None]]
 ShutdownHook = Callable[[FastAPI], Awaitable[None]]
 
 
-class RequestContextMiddleware:
-    """Request id in, request id out; one access log line and metrics per request."""
+# Probes and scrapes, every few seconds: no access log line and no span.
+_OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+
+class RequestContextMiddleware:
+    """Request id in, request id out; one access log line, metrics and (tracing on) a
+    server span per request."""
+
+    def __init__(self, app: ASGIApp, service: str, tracing: Tracing | None = None) -> None:
         self.app = app
         self.service = service
+        self.tracing = tracing or Tracing()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        if not self.tracing.enabled or scope["path"] in _OPERATIONS_PATHS:
+            await self._serve(scope, receive, send, headers, INVALID_SPAN)
+            return
+        # The caller's trace, if it sent one; else this request starts one.
+        parent = {
+            name: headers[name.encode()].decode("latin-1")
+            for name in TRACE_HEADERS
+            if name.encode() in headers
+        }
+        with self.tracing.span(
+            scope["method"],
+            kind=SpanKind.SERVER,
+            parent=parent,
+            attributes={
+                "http.request.method": scope["method"],
+                "url.scheme": scope.get("scheme", "http"),
+            },
+        ) as span:
+            await self._serve(scope, receive, send, headers, span)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes], span: Span
+    ) -> None:
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
         request_id = incoming if incoming.isprintable() and incoming else uuid.uuid4().hex[:16]
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
+        status = 500  # what the client gets if an exception escapes before the response
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -65,6 +101,10 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics.HTTP_EXCEPTIONS.labels(self.service, route, type(exc).__name__).inc()
+            raise
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -72,7 +112,14 @@ class RequestContextMiddleware:
             method = scope["method"]
             metrics.HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
             metrics.HTTP_LATENCY.labels(self.service, method, template).observe(elapsed)
-            if template not in ("/healthz", "/readyz", "/metrics"):
+            if span.is_recording():
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.route", template)
+                span.set_attribute("http.response.status_code", status)
+                span.set_attribute("gonghui.request_id", request_id)
+                if status >= 500:
+                    mark_failed(span, description=f"HTTP {status}")
+            if template not in _OPERATIONS_PATHS:
                 log.info(
                     "%s %s %d",
                     method,
@@ -178,13 +225,21 @@ def create_service_app(
     on_shutdown: ShutdownHook | None = None,
     openapi_tags: list[dict[str, Any]] | None = None,
     audit: Table | None = None,
+    audit_principal: Callable[..., Any] | None = None,
 ) -> FastAPI:
     """The service's app; `audit` (from `gonghui_shared.audit.audit_table`) turns on the
-    audit trail: every write and every unmasked personal-data read leaves a row in it."""
+    audit trail: every write and every unmasked personal-data read leaves a row in it.
+    `audit_principal` replaces the dependency that resolves who reads it (default: the
+    bearer token's principal)."""
+    # Made with the app, not in the lifespan: the request middleware needs it too.
+    tracing = Tracing.from_settings(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
-        runtime = ServiceRuntime.create(settings, outbox, await build_verifier(settings))
+        runtime = ServiceRuntime.create(
+            settings, outbox, await build_verifier(settings), tracing=tracing
+        )
         app.state.runtime = runtime
         if on_startup is not None:
             await on_startup(app, runtime)
@@ -209,10 +264,17 @@ def create_service_app(
         # Innermost: sees the route and the principal, and runs inside the request id.
         app.add_middleware(AuditMiddleware, table=audit, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(RejectNulCharacters)
-    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name, tracing=tracing)
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)
     if audit is not None:
-        app.include_router(audit_router(audit))
+        app.include_router(audit_router(audit, audit_principal or current_principal))
+    if subscriptions:
+        # Admins reach the dead letters as they reach the audit log: the same caller resolution.
+        app.include_router(
+            dead_letter_router(
+                ConsumerTables.beside(inbox).dead_letters, audit_principal or current_principal
+            )
+        )
     return app

@@ -8,13 +8,16 @@ both messages once, next to the code that raises them.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gonghui_shared.logging import request_id_var
@@ -102,6 +105,12 @@ class ServiceUnavailable(AppError):
     message_zh = "服务暂时不可用"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    message = "The database cannot be reached right now; try again shortly"
+    message_zh = "数据库暂时无法访问，请稍后重试"
+
+
 class ErrorBody(BaseModel):
     code: str = Field(examples=["member_not_found"])
     message: str = Field(examples=["Member not found"])
@@ -183,8 +192,68 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "Internal error", "服务器内部错误")
 
 
+# PostgreSQL SQLSTATE classes that mean "the server cannot serve us now": connection
+# exceptions, insufficient resources (too many connections), operator intervention
+# (shutting down, starting up).
+_OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
+_OUTAGE_SQLITE_MESSAGES = ("database is locked", "unable to open database", "disk i/o error")
+_NETWORK_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ETIMEDOUT,
+}
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot be reached or cannot take us now.
+
+    Requests never call another service synchronously (the gateway's upstream calls
+    answer their own 503), so a connection error reaching the error handlers is the
+    database's: asyncpg raises the socket's own OSError when it cannot connect.
+    """
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
+            return True
+        if not isinstance(exc, sa_exc.OperationalError):
+            return False
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", ""))
+        if sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES:
+            return True
+        text = str(exc.orig).lower()
+        if any(m in text for m in _OUTAGE_SQLITE_MESSAGES):
+            return True
+        return exc.orig is not None and is_database_outage(exc.orig)
+    if isinstance(exc, OSError):
+        return (
+            isinstance(exc, ConnectionError | TimeoutError | socket.gaierror)
+            or exc.errno in _NETWORK_ERRNOS
+            # asyncio's create_connection, having tried every address of a host name
+            or str(exc).startswith("Multiple exceptions")
+        )
+    return False
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 `database_unavailable` for an outage (the client may retry), 500 for the rest."""
+    if not is_database_outage(exc):
+        return await _unexpected(request, exc)
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    error = DatabaseUnavailable()
+    response = error_response(error.status_code, error.code, error.text, error.text_zh)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_error)
+    app.add_exception_handler(OSError, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
@@ -199,5 +268,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Not found",
         409: "Conflicts with the current state",
         422: "Invalid input; `details` names each field",
+        503: "The database cannot be reached right now (`database_unavailable`); retry",
     }.items()
 }

@@ -64,6 +64,7 @@ class Action(StrEnum):
     dashboards_read = "dashboards.read"
     # every service
     audit_read = "audit.read"  # the audit log of requests, within the org scope
+    bus_admin = "bus.admin"  # read and replay dead letters, within the org scope
 
 
 _ALL = frozenset(Action)

@@ -19,9 +19,11 @@ from sqlalchemy import Table
 from gonghui_shared import keys
 from gonghui_shared.auth import TokenVerifier
 from gonghui_shared.bus import Bus, EventConsumer, OutboxRelay, Subscription
+from gonghui_shared.bus.connection import StreamLimits
 from gonghui_shared.db import Database
 from gonghui_shared.pii import PiiCipher
 from gonghui_shared.settings import ServiceSettings
+from gonghui_shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -110,22 +112,39 @@ class ServiceRuntime:
     verifier: TokenVerifier
     pii: PiiCipher
     consumers: list[EventConsumer] = field(default_factory=list)
+    tracing: Tracing = field(default_factory=Tracing)
 
     @classmethod
     def create(
-        cls, settings: ServiceSettings, outbox: Table, verifier: TokenVerifier | None = None
+        cls,
+        settings: ServiceSettings,
+        outbox: Table,
+        verifier: TokenVerifier | None = None,
+        *,
+        tracing: Tracing | None = None,
     ) -> ServiceRuntime:
-        """The runtime; `verifier` defaults to one from local keys (see `build_verifier`)."""
+        """The runtime; `verifier` defaults to one from local keys (see `build_verifier`),
+        `tracing` to off (the app makes it from the settings, for its requests too)."""
+        tracing = tracing or Tracing()
         db = Database(
             settings.database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            connect_timeout=settings.db_connect_timeout,
         )
         bus = Bus(
             settings.nats_url,
             settings.service_name,
             root=settings.subject_root,
             replicas=settings.stream_replicas,
+            limits=StreamLimits(
+                max_age_seconds=settings.stream_max_age_seconds,
+                max_bytes=settings.stream_max_bytes,
+                max_msgs=settings.stream_max_msgs,
+            ),
+            connect_timeout=settings.nats_connect_timeout,
+            request_timeout=settings.nats_request_timeout,
         )
         relay = OutboxRelay(
             db,
@@ -133,6 +152,7 @@ class ServiceRuntime:
             outbox,
             service=settings.service_name,
             poll_seconds=settings.outbox_poll_seconds,
+            tracing=tracing,
         )
         return cls(
             settings=settings,
@@ -141,6 +161,7 @@ class ServiceRuntime:
             relay=relay,
             verifier=verifier or load_verifier(settings),
             pii=load_pii_cipher(settings),
+            tracing=tracing,
         )
 
     def start(self, inbox: Table | None = None, subscriptions: Sequence[Subscription] = ()) -> None:
@@ -149,7 +170,7 @@ class ServiceRuntime:
         for sub in subscriptions:
             if inbox is None:
                 raise ValueError("consumers need the service's inbox table")
-            consumer = EventConsumer(self.db, self.bus, inbox, sub)
+            consumer = EventConsumer(self.db, self.bus, inbox, sub, tracing=self.tracing)
             consumer.start()
             self.consumers.append(consumer)
 
@@ -159,4 +180,7 @@ class ServiceRuntime:
         await self.relay.stop()
         await self.bus.close()
         await self.db.dispose()
+        if self.tracing.enabled:
+            # In a thread: exporting may wait on an unreachable collector for its timeout.
+            await asyncio.to_thread(self.tracing.flush)
         log.info("stopped cleanly")

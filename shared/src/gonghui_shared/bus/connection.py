@@ -2,12 +2,20 @@
 
 A service starts even when NATS is down (readiness says so); the relay and the
 consumers wait for `Bus.connected()` and carry on once it is back.
+
+Streams are durable event logs: file storage, `num_replicas` from settings (3
+in production), and when a limit is reached JetStream refuses new events
+(`DiscardPolicy.NEW`) rather than silently dropping the oldest: a refused publish
+stays in the producer's outbox (the backlog metric shows it) until someone raises
+the limit, whereas a dropped event would be lost for every consumer that had not
+read it yet, and for every dashboard rebuild after.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 import nats
 from nats.aio.client import Client
@@ -17,25 +25,55 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 log = logging.getLogger(__name__)
 
-# Longer than the relay's retry horizon for an unacknowledged publish, so a
-# re-publish after a crash is always recognised as the same message.
+# Longer than the relay's retry horizon (`relay.RETRY_HORIZON_SECONDS`), so a
+# re-publish after a crash is recognised as the same message; a test holds them apart.
 DUPLICATE_WINDOW_SECONDS = 24 * 3600.0
+
+# The stream of dead letters: `<root>.deadletter.<durable>`, one per deployment root.
+DEAD_LETTER_SOURCE = "deadletter"
 
 
 def stream_name(root: str, service: str) -> str:
     return f"{root}_{service}".upper().replace(".", "_").replace("-", "_")
 
 
+def dead_letter_subject(root: str, durable: str) -> str:
+    return f"{root}.{DEAD_LETTER_SOURCE}.{durable}"
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """How much a stream keeps; 0 / -1 mean no limit (JetStream's own convention)."""
+
+    max_age_seconds: float = 0.0
+    max_bytes: int = -1
+    max_msgs: int = -1
+
+
 class Bus:
     """One NATS connection with JetStream, shared by a service's relay and consumers."""
 
     def __init__(
-        self, servers: str, name: str, *, root: str = "gonghui", replicas: int = 1
+        self,
+        servers: str,
+        name: str,
+        *,
+        root: str = "gonghui",
+        replicas: int = 1,
+        limits: StreamLimits | None = None,
+        connect_timeout: float = 2.0,
+        request_timeout: float = 5.0,
     ) -> None:
         self.servers = [s.strip() for s in servers.split(",") if s.strip()]
         self.name = name
         self.root = root
         self.replicas = replicas
+        self.limits = limits or StreamLimits()
+        self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
+        # Bumped on every reconnect: consumers compare it to re-create their pull
+        # subscriptions, which a reconnect can leave without an outstanding pull.
+        self.reconnects = 0
         self.nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._ready = asyncio.Event()
@@ -72,13 +110,13 @@ class Bus:
                     name=self.name,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
-                    connect_timeout=2,
+                    connect_timeout=self.connect_timeout,
                     drain_timeout=5,
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
                 )
-                self._js = self.nc.jetstream(timeout=5)
+                self._js = self.nc.jetstream(timeout=self.request_timeout)
                 self._ready.set()
                 log.info("connected to NATS", extra={"servers": self.servers})
                 return
@@ -94,21 +132,29 @@ class Bus:
         log.warning("disconnected from NATS")
 
     async def _on_reconnected(self) -> None:
+        self.reconnects += 1
         log.info("reconnected to NATS")
 
-    async def ensure_stream(self, service: str, *, max_bytes: int = -1) -> str:
-        """Create or update the stream that holds `service`'s events; safe to repeat."""
-        name = stream_name(self.root, service)
-        config = StreamConfig(
-            name=name,
+    def stream_config(self, service: str) -> StreamConfig:
+        """The configuration of the stream holding `service`'s events."""
+        return StreamConfig(
+            name=stream_name(self.root, service),
             subjects=[f"{self.root}.{service}.>"],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            max_bytes=max_bytes,
+            discard=DiscardPolicy.NEW,
+            max_age=self.limits.max_age_seconds,
+            max_bytes=self.limits.max_bytes,
+            max_msgs=self.limits.max_msgs,
             num_replicas=self.replicas,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
         )
+
+    async def ensure_stream(self, service: str) -> str:
+        """Create or update the stream that holds `service`'s events; safe to repeat."""
+        config = self.stream_config(service)
+        name = config.name
+        assert name is not None
         try:
             await self.js.stream_info(name)
             await self.js.update_stream(config)

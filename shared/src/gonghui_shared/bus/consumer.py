@@ -1,9 +1,31 @@
 """Consuming events: durable pull consumers, explicit ack, an inbox for idempotency.
 
-For each message: in one transaction, skip it if its event id is already in the
-inbox, else apply the handler and insert the inbox row; commit; then ack. A
-handler that fails is never acked: the message is redelivered with back-off,
-and after `max_deliver` attempts it is terminated and logged.
+For each message, in one transaction: skip it if it was applied already (its
+event id is in the inbox, or its `aggregate_seq` is at or below the last one
+applied for its aggregate); hold it back if it is early (a number is missing
+before it); else apply the handler, insert the inbox row and advance the
+aggregate's position; commit; then ack. An early event is nak'ed with a delay,
+so it comes back after its predecessor.
+
+A handler that fails is never acked: the message is nak'ed with back-off and the
+consumer goes on with the rest of the batch, so one poison event holds back only
+the later events of its own aggregate, never other aggregates. After
+`max_deliver` deliveries (at once, when the message cannot even be parsed) it
+becomes a dead letter: stored in the service's `dead_letters` table, published
+on `<root>.deadletter.<durable>`, counted, and terminated. The delivery bound is
+counted here, not by JetStream (the consumer's own `max_deliver` is unlimited):
+if storing the dead letter fails, the message must come back to be stored later.
+
+nats-py pull subscriptions can stall after a server restart (the client resends
+its SUB but not an outstanding pull request), so the pull subscription is
+re-created after every reconnect, and whenever nothing arrived for
+`stall_seconds` while the consumer has messages waiting.
+
+`gonghui_consumer_lag{consumer}` is the durable's `num_pending` (messages not yet
+delivered to it): taken from the consumer info when subscribing and when idle, and
+between those from each delivered message's metadata, which carries it for free.
+With tracing on, each message is applied in a CONSUMER span that continues the
+trace its `traceparent` header names (the request that wrote the event).
 """
 
 from __future__ import annotations
@@ -11,27 +33,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import BadRequestError, NotFoundError
+from opentelemetry.trace import Span
 from pydantic import ValidationError
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gonghui_shared import metrics
-from gonghui_shared.bus.connection import Bus, stream_name
+from gonghui_shared.bus.connection import (
+    DEAD_LETTER_SOURCE,
+    Bus,
+    dead_letter_subject,
+    stream_name,
+)
+from gonghui_shared.bus.tables import CONSUMER_POSITIONS, DEAD_LETTERS, companion
 from gonghui_shared.contracts import Event, EventEnvelope
 from gonghui_shared.db import Database
+from gonghui_shared.deadletters import repository as dead_letter_repository
+from gonghui_shared.ids import new_id
+from gonghui_shared.tracing import Tracing, mark_failed
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Event, EventEnvelope], Awaitable[None]]
+# Runs in the transaction that applies an event (a replay marks its dead letter there).
+AlsoInTransaction = Callable[[AsyncSession], Awaitable[None]]
 
 
 @dataclass
@@ -43,17 +79,74 @@ class Subscription:
     handlers: Mapping[type[Event], Handler]
     max_deliver: int = 5
     backoff_seconds: list[float] = field(default_factory=lambda: [1.0, 5.0, 15.0, 60.0])
+    ack_wait_seconds: float = 30.0
+    # Re-create the pull subscription when nothing arrived for this long while
+    # messages are waiting for this consumer.
+    stall_seconds: float = 10.0
+
+
+class Outcome(StrEnum):
+    applied = "applied"
+    duplicate = "duplicate"  # applied before: nothing done
+    ignored = "ignored"  # a type this consumer has no handler for
+    early = "early"  # an earlier event of its aggregate has not been applied yet
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    last_seq: int | None = None  # the aggregate's position before this event, if numbered
+
+
+@dataclass(frozen=True)
+class ConsumerTables:
+    """The tables a consumer writes, all attached by `bus_tables` to the service's metadata."""
+
+    inbox: Table
+    positions: Table
+    dead_letters: Table
+
+    @classmethod
+    def beside(cls, inbox: Table) -> ConsumerTables:
+        return cls(inbox, companion(inbox, CONSUMER_POSITIONS), companion(inbox, DEAD_LETTERS))
+
+
+class PositionMoved(RuntimeError):
+    """Another delivery advanced the aggregate meanwhile (two instances): retry."""
 
 
 class EventConsumer:
-    def __init__(self, db: Database, bus: Bus, inbox: Table, subscription: Subscription) -> None:
+    # Each message of a batch is settled on its own (ack, nak with a delay, term), so a
+    # failing one never holds up the messages after it in the batch.
+    fetch_batch = 50
+    fetch_seconds = 1.0
+
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        inbox: Table,
+        subscription: Subscription,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.db = db
         self.bus = bus
         self.inbox = inbox
+        self.tables = ConsumerTables.beside(inbox)
         self.sub = subscription
+        self.tracing = tracing or Tracing()
+        self._lag = metrics.CONSUMER_LAG.labels(subscription.durable)
         self._classes = {(cls.type, cls.version): cls for cls in subscription.handlers}
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._reconnects_seen = 0
+        self._dead_letter_stream_ready = False
+        # Stream sequence -> first failed delivery, while a message is being retried.
+        self._first_failure: dict[int, datetime] = {}
+
+    @property
+    def durable(self) -> str:
+        return self.sub.durable
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"consumer-{self.sub.durable}")
@@ -69,95 +162,239 @@ class EventConsumer:
     def _config(self) -> ConsumerConfig:
         root = self.bus.root
         return ConsumerConfig(
+            name=self.sub.durable,
             durable_name=self.sub.durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            ack_wait=30,
-            max_deliver=self.sub.max_deliver,
+            ack_wait=self.sub.ack_wait_seconds,
+            max_deliver=-1,  # bounded by `handle`, which dead-letters (see the module doc)
             # The whole source stream, not one filter per handled type: multi-subject
-            # filters need NATS 2.10, and an unhandled type is simply acked.
+            # filters need NATS 2.10, and an unhandled type still advances its aggregate.
             filter_subject=f"{root}.{self.sub.source}.>",
         )
 
+    @property
+    def _stream(self) -> str:
+        return stream_name(self.bus.root, self.sub.source)
+
+    # -- the loop ------------------------------------------------------------
+
     async def run(self) -> None:
         await self.bus.connected()
-        stream = stream_name(self.bus.root, self.sub.source)
+        try:
+            await self.refresh_unreplayed()
+        except Exception as exc:  # noqa: BLE001 - the gauge catches up at the next dead letter
+            log.warning("cannot count dead letters of %s: %s", self.sub.durable, exc)
+        while not self._stopping:
+            psub = await self._subscribe()
+            if psub is None:
+                return
+            try:
+                await self._consume(psub)
+            finally:
+                with contextlib.suppress(Exception):  # the connection may be gone already
+                    await psub.unsubscribe()
+
+    async def _subscribe(self) -> Any:
+        """Create or update the durable consumer and bind a pull subscription to it."""
         while not self._stopping:
             try:
                 await self.bus.ensure_stream(self.sub.source)
-                psub = await self.bus.js.pull_subscribe(
-                    "", durable=self.sub.durable, stream=stream, config=self._config()
+                self._reconnects_seen = self.bus.reconnects
+                try:
+                    # Create or update: a changed configuration reaches an existing durable.
+                    info = await self.bus.js.add_consumer(self._stream, self._config())
+                    self._lag.set(info.num_pending or 0)
+                except BadRequestError as exc:
+                    log.warning("consumer %s kept as it is: %s", self.sub.durable, exc)
+                return await self.bus.js.pull_subscribe_bind(
+                    durable=self.sub.durable, stream=self._stream
                 )
-                break
             except Exception as exc:  # noqa: BLE001 - retry until NATS is there
                 log.warning("cannot subscribe %s yet: %s", self.sub.durable, exc)
                 await asyncio.sleep(1.0)
-        else:
-            return
-        try:
-            await self._consume(psub)
-        finally:
-            with contextlib.suppress(Exception):  # the connection may be gone already
-                await psub.unsubscribe()
+        return None
 
     async def _consume(self, psub: Any) -> None:
+        """Fetch and handle until stopping, or until the subscription needs re-creating."""
+        last_progress = time.monotonic()
         while not self._stopping:
+            if self.bus.reconnects != self._reconnects_seen:
+                log.info("NATS reconnected: re-creating the pull subscription %s", self.durable)
+                metrics.CONSUMER_RESUBSCRIBED.labels(self.durable, "reconnect").inc()
+                return
             try:
-                messages = await psub.fetch(batch=50, timeout=1.0)
-            except NatsTimeout:
+                messages = await psub.fetch(self.fetch_batch, timeout=self.fetch_seconds)
+            except Exception as exc:  # noqa: BLE001 - a timeout means "nothing new", mostly
+                if not isinstance(exc, TimeoutError):
+                    log.warning("fetch failed for %s: %s", self.durable, exc)
+                    await asyncio.sleep(0.5)
+                if time.monotonic() - last_progress >= self.sub.stall_seconds:
+                    last_progress = time.monotonic()
+                    if await self._stalled():
+                        metrics.CONSUMER_RESUBSCRIBED.labels(self.durable, "stall").inc()
+                        return
                 continue
-            except Exception as exc:  # noqa: BLE001 - reconnects are handled by the client
-                log.warning("fetch failed for %s: %s", self.sub.durable, exc)
-                await asyncio.sleep(0.5)
-                continue
+            last_progress = time.monotonic()
             for msg in messages:
-                await self.handle(msg)
+                try:
+                    await self.handle(msg)
+                except Exception as exc:  # noqa: BLE001 - an ack lost with the connection
+                    # Unacked, the message is redelivered after ack_wait; the loop goes on.
+                    log.warning("could not settle a message on %s: %s", self.durable, exc)
+                with contextlib.suppress(Exception):  # not a JetStream message: no metadata
+                    self._lag.set(msg.metadata.num_pending)
+
+    async def _stalled(self) -> bool:
+        """No message came for a while: is one waiting (or the consumer gone)?"""
+        try:
+            info = await self.bus.js.consumer_info(self._stream, self.sub.durable)
+        except NotFoundError:
+            log.warning("consumer %s is gone; re-creating it", self.durable)
+            return True
+        except Exception:  # noqa: BLE001 - NATS unreachable: nothing to re-create yet
+            return False
+        self._lag.set(info.num_pending or 0)
+        if info.num_pending:
+            log.warning(
+                "consumer %s stalled with %d messages waiting; re-subscribing",
+                self.durable,
+                info.num_pending,
+            )
+            return True
+        return False
+
+    # -- one message ---------------------------------------------------------
+
+    def parse(self, data: bytes) -> tuple[EventEnvelope, Event | None]:
+        """The envelope and its typed event (None for a type this consumer does not handle).
+
+        Raises ValidationError for a message that is not a valid event.
+        """
+        envelope = EventEnvelope.model_validate_json(data)
+        event_class = self._classes.get((envelope.type, envelope.version))
+        event = None if event_class is None else event_class.model_validate(envelope.data)
+        return envelope, event
 
     async def handle(self, msg: Msg) -> None:
-        """Apply one message exactly once, then ack; never ack a failure."""
+        """Apply one message exactly once and in order, then ack; never ack a failure."""
+        with self.tracing.consuming(msg.subject, msg.headers, self.durable) as span:
+            await self._handle(msg, span)
+
+    async def _handle(self, msg: Msg, span: Span) -> None:
         try:
-            envelope = EventEnvelope.model_validate_json(msg.data)
-            event_class = self._classes.get((envelope.type, envelope.version))
-            if event_class is None:
-                await msg.ack()  # a type this consumer does not handle
-                metrics.CONSUMER_EVENTS.labels(self.sub.durable, "ignored").inc()
-                return
-            event = event_class.model_validate(envelope.data)
+            envelope, event = self.parse(msg.data)
         except ValidationError as exc:
-            log.error("unreadable event on %s: %s", msg.subject, exc)
-            metrics.CONSUMER_FAILED.labels(self.sub.durable).inc()
-            await msg.term()
+            mark_failed(span, exc)
+            await self._give_up(msg, None, f"unreadable event: {exc}", "unreadable")
             return
+        if span.is_recording():
+            span.set_attribute("messaging.message.id", str(envelope.event_id))
+            span.set_attribute("gonghui.event.type", envelope.type)
         try:
-            applied = await self.apply(envelope, event)
+            result = await self.apply_in_order(envelope, event)
         except Exception as exc:  # noqa: BLE001 - redeliver with back-off
-            metrics.CONSUMER_FAILED.labels(self.sub.durable).inc()
-            delivered = msg.metadata.num_delivered
-            if delivered >= self.sub.max_deliver:
-                log.error(
-                    "giving up on event after %d deliveries: %s",
-                    delivered,
-                    exc,
-                    extra={"event_id": str(envelope.event_id), "event_type": envelope.type},
-                )
-                await msg.term()
-            else:
-                delay = self.sub.backoff_seconds[min(delivered, len(self.sub.backoff_seconds)) - 1]
-                log.warning(
-                    "handler failed (delivery %d), retrying in %.0fs: %s",
-                    delivered,
-                    delay,
-                    exc,
-                    extra={"event_id": str(envelope.event_id), "event_type": envelope.type},
-                )
-                await msg.nak(delay=delay)
+            metrics.CONSUMER_FAILED.labels(self.durable).inc()
+            mark_failed(span, exc)
+            await self._retry_or_give_up(
+                msg, envelope, f"{type(exc).__name__}: {exc}", "failed", level=logging.WARNING
+            )
+            return
+        span.set_attribute("gonghui.consumer.outcome", result.outcome.value)
+        if result.outcome is Outcome.early:
+            metrics.CONSUMER_EVENTS.labels(self.durable, "early").inc()
+            last = result.last_seq or 0
+            await self._retry_or_give_up(
+                msg,
+                envelope,
+                f"out of order: aggregate {envelope.aggregate_id} is at {last}, this event is "
+                f"{envelope.aggregate_seq}; {last + 1} has not arrived",
+                "out_of_order",
+                level=logging.INFO,
+            )
             return
         await msg.ack()
-        outcome = "applied" if applied else "duplicate"
-        metrics.CONSUMER_EVENTS.labels(self.sub.durable, outcome).inc()
+        self._first_failure.pop(msg.metadata.sequence.stream, None)
+        metrics.CONSUMER_EVENTS.labels(self.durable, result.outcome.value).inc()
+
+    def _backoff(self, delivered: int) -> float:
+        steps = self.sub.backoff_seconds
+        return steps[max(min(delivered, len(steps)), 1) - 1]
+
+    async def _retry_or_give_up(
+        self, msg: Msg, envelope: EventEnvelope, error: str, reason: str, *, level: int
+    ) -> None:
+        delivered = msg.metadata.num_delivered
+        self._first_failure.setdefault(msg.metadata.sequence.stream, datetime.now(UTC))
+        if delivered >= self.sub.max_deliver:
+            await self._give_up(msg, envelope, error, reason)
+            return
+        delay = self._backoff(delivered)
+        log.log(
+            level,
+            "not applied (delivery %d of %d), retrying in %.1fs: %s",
+            delivered,
+            self.sub.max_deliver,
+            delay,
+            error,
+            extra={"event_id": str(envelope.event_id), "event_type": envelope.type},
+        )
+        await msg.nak(delay=delay)
+
+    # -- applying ------------------------------------------------------------
+
+    async def apply_in_order(
+        self,
+        envelope: EventEnvelope,
+        event: Event | None,
+        *,
+        force: bool = False,
+        also: AlsoInTransaction | None = None,
+    ) -> Result:
+        """Apply the event unless it is a duplicate or early, in one transaction with its
+        inbox row, the aggregate's new position and `also`.
+
+        `force` applies an early event anyway (a replay whose predecessor will never come);
+        the position then jumps to it.
+        """
+        seq = envelope.aggregate_seq
+        if seq is None and event is None and also is None:
+            return Result(Outcome.ignored)  # nothing to apply, nothing to record
+        try:
+            async with self.db.transaction() as session:
+                known = None if seq is None else await self._position(session, envelope)
+                last = known or 0
+                if seq is not None:
+                    if seq <= last:
+                        if also is not None:
+                            await also(session)
+                        return Result(Outcome.duplicate, last)
+                    if seq > last + 1 and not force:
+                        return Result(Outcome.early, last)
+                if event is None:
+                    outcome = Outcome.ignored
+                elif await self._seen(session, envelope):
+                    outcome = Outcome.duplicate
+                else:
+                    await self.sub.handlers[type(event)](session, event, envelope)
+                    await self._record_in_inbox(session, envelope)
+                    outcome = Outcome.applied
+                if seq is not None:
+                    await self._advance(session, envelope, known, seq)
+                if also is not None:
+                    await also(session)
+                return Result(outcome, None if seq is None else last)
+        except IntegrityError:
+            # Either a concurrent delivery of the same event committed first
+            # (then it is done), or the handler itself broke a constraint.
+            async with self.db.sessions() as session:
+                if await self._seen(session, envelope):
+                    return Result(Outcome.duplicate)
+            raise
 
     async def apply(self, envelope: EventEnvelope, event: Event) -> bool:
-        """Run the handler and record the event in the inbox, in one transaction.
+        """Run the handler and record the event in the inbox, in one transaction, whatever
+        the aggregate's position (a rebuild replays a whole stream in the stream's order).
 
         Returns False when the event had already been applied.
         """
@@ -167,22 +404,23 @@ class EventConsumer:
                 if await self._seen(session, envelope):
                     return False
                 await handler(session, event, envelope)
-                await session.execute(
-                    insert(self.inbox).values(
-                        consumer=self.sub.durable,
-                        event_id=str(envelope.event_id),
-                        event_type=envelope.type,
-                        processed_at=datetime.now(UTC),
-                    )
-                )
+                await self._record_in_inbox(session, envelope)
         except IntegrityError:
-            # Either a concurrent delivery of the same event committed first
-            # (then it is done), or the handler itself broke a constraint.
             async with self.db.sessions() as session:
                 if await self._seen(session, envelope):
                     return False
             raise
         return True
+
+    async def _record_in_inbox(self, session: AsyncSession, envelope: EventEnvelope) -> None:
+        await session.execute(
+            insert(self.inbox).values(
+                consumer=self.sub.durable,
+                event_id=str(envelope.event_id),
+                event_type=envelope.type,
+                processed_at=datetime.now(UTC),
+            )
+        )
 
     async def _seen(self, session: AsyncSession, envelope: EventEnvelope) -> bool:
         inbox = self.inbox.c
@@ -192,3 +430,129 @@ class EventConsumer:
             )
         )
         return found is not None
+
+    async def _position(self, session: AsyncSession, envelope: EventEnvelope) -> int | None:
+        """The last number applied for the event's aggregate; None before its first."""
+        p = self.tables.positions.c
+        found = await session.scalar(
+            select(p.last_seq).where(
+                p.consumer == self.sub.durable, p.aggregate_id == envelope.aggregate_id
+            )
+        )
+        return None if found is None else int(found)
+
+    async def _advance(
+        self, session: AsyncSession, envelope: EventEnvelope, known: int | None, seq: int
+    ) -> None:
+        positions = self.tables.positions
+        now = datetime.now(UTC)
+        if known is None:
+            # A concurrent first event of the aggregate makes this a primary key conflict.
+            await session.execute(
+                insert(positions).values(
+                    consumer=self.sub.durable,
+                    aggregate_id=envelope.aggregate_id,
+                    last_seq=seq,
+                    updated_at=now,
+                )
+            )
+            return
+        p = positions.c
+        moved = await session.execute(
+            update(positions)
+            .where(
+                p.consumer == self.sub.durable,
+                p.aggregate_id == envelope.aggregate_id,
+                p.last_seq == known,
+            )
+            .values(last_seq=seq, updated_at=now)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            raise PositionMoved(f"aggregate {envelope.aggregate_id} moved past {known}")
+
+    # -- dead letters --------------------------------------------------------
+
+    async def _give_up(
+        self, msg: Msg, envelope: EventEnvelope | None, error: str, reason: str
+    ) -> None:
+        """Store the dead letter, publish a copy, terminate the message, count it."""
+        now = datetime.now(UTC)
+        meta = msg.metadata
+        first = self._first_failure.pop(meta.sequence.stream, now)
+        headers = dict(msg.headers or {})
+        row: dict[str, Any] = {
+            "id": new_id(),
+            "consumer": self.durable,
+            "event_id": str(envelope.event_id) if envelope else _message_id(headers),
+            "event_type": envelope.type if envelope else None,
+            "aggregate_id": envelope.aggregate_id if envelope else None,
+            "aggregate_seq": envelope.aggregate_seq if envelope else None,
+            "org_path": envelope.org_path if envelope else None,
+            "subject": msg.subject[:255],
+            "stream_seq": meta.sequence.stream,
+            "payload": msg.data.decode("utf-8", errors="replace"),
+            "headers": headers or None,
+            "error": error[:4000],
+            "attempts": meta.num_delivered,
+            "first_failed_at": first,
+            "last_failed_at": now,
+        }
+        try:
+            async with self.db.transaction() as session:
+                await dead_letter_repository.store(session, self.tables.dead_letters, row)
+        except Exception as exc:  # noqa: BLE001 - kept unacked: stored at a later delivery
+            self._first_failure[meta.sequence.stream] = first
+            log.error("cannot store a dead letter of %s: %s", self.durable, exc)
+            await msg.nak(delay=self._backoff(meta.num_delivered))
+            return
+        await self._publish_dead_letter(msg, row, reason)
+        await msg.term()
+        metrics.DEAD_LETTERS.labels(self.durable, reason).inc()
+        log.error(
+            "gave up on an event after %d deliveries (%s): %s",
+            meta.num_delivered,
+            reason,
+            error,
+            extra={"event_id": row["event_id"], "event_type": row["event_type"]},
+        )
+        with contextlib.suppress(Exception):  # the gauge catches up at the next change
+            await self.refresh_unreplayed()
+
+    async def _publish_dead_letter(self, msg: Msg, row: dict[str, Any], reason: str) -> None:
+        """A copy on `<root>.deadletter.<durable>` for operators' tools; the table row is
+        what replays read, so a failure here is only logged."""
+        headers = {
+            **(msg.headers or {}),
+            # Deduplicates the copy if the same message is given up on twice.
+            "Nats-Msg-Id": f"{self.durable}:{row['event_id'] or row['stream_seq']}",
+            "Gonghui-Consumer": self.durable,
+            "Gonghui-Original-Subject": msg.subject,
+            "Gonghui-Dead-Letter-Reason": reason,
+            "Gonghui-Error": " ".join(row["error"].split())[:500],
+        }
+        try:
+            if not self._dead_letter_stream_ready:
+                await self.bus.ensure_stream(DEAD_LETTER_SOURCE)
+                self._dead_letter_stream_ready = True
+            await self.bus.js.publish(
+                dead_letter_subject(self.bus.root, self.durable),
+                msg.data,
+                headers=headers,
+                timeout=self.bus.request_timeout,
+            )
+        except Exception as exc:  # noqa: BLE001 - stored already; the copy is a convenience
+            log.warning("dead letter of %s stored but not published: %s", self.durable, exc)
+
+    async def refresh_unreplayed(self) -> None:
+        """Set the gauge of this consumer's dead letters waiting for a replay."""
+        async with self.db.sessions() as session:
+            count = await dead_letter_repository.count_unreplayed(
+                session, self.tables.dead_letters, self.durable
+            )
+        metrics.DEAD_LETTERS_UNREPLAYED.labels(self.durable).set(count)
+
+
+def _message_id(headers: Mapping[str, str]) -> str | None:
+    """The relay's `Nats-Msg-Id` (the event id), if an unreadable message carried one."""
+    value = headers.get("Nats-Msg-Id")
+    return value if value and len(value) <= 36 else None

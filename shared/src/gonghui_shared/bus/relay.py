@@ -28,8 +28,20 @@ from gonghui_shared.bus.connection import Bus
 from gonghui_shared.bus.outbox import OUTBOX_WRITTEN
 from gonghui_shared.contracts import subject_for
 from gonghui_shared.db import Database
+from gonghui_shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
+
+# Back-off between failed rounds: 0.4 s, 0.8 s… up to this, then steadily this (the relay
+# never gives up: it resumes by itself when NATS or the database is back).
+MAX_BACKOFF_SECONDS = 10.0
+
+# The longest we expect between a publish that may have reached JetStream and its
+# re-publish: while the relay runs it retries within MAX_BACKOFF_SECONDS, so this is the
+# relay's (or NATS's) outage we plan for. The stream's duplicate window is longer
+# (`connection.DUPLICATE_WINDOW_SECONDS`, a test holds them apart); a re-publish after
+# a longer outage may be stored twice, and the consumers' inboxes drop the copy.
+RETRY_HORIZON_SECONDS = 6 * 3600.0
 
 
 def _lock_key(name: str) -> int:
@@ -46,6 +58,7 @@ class OutboxRelay:
         service: str,
         batch_size: int = 200,
         poll_seconds: float = 1.0,
+        tracing: Tracing | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -53,6 +66,7 @@ class OutboxRelay:
         self.service = service
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.tracing = tracing or Tracing()
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -79,9 +93,17 @@ class OutboxRelay:
                 await asyncio.wait_for(self._task, drain_seconds)
             except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
+        await self._release_lead()
+
+    async def _release_lead(self) -> None:
+        """Give up the advisory lock by discarding its connection: closed, a pooled
+        connection would go back to the pool still holding the lock (it is the session's),
+        and no relay, this one included, could take it again."""
         if self._lock_conn is not None:
-            await self._lock_conn.close()
-            self._lock_conn = None
+            conn, self._lock_conn = self._lock_conn, None
+            with contextlib.suppress(Exception):  # a broken connection cannot close cleanly
+                await conn.invalidate()
+                await conn.close()
 
     # -- the loop ------------------------------------------------------------
 
@@ -97,7 +119,13 @@ class OutboxRelay:
             except Exception as exc:  # noqa: BLE001 - keep relaying whatever failed
                 self._failures += 1
                 log.warning("outbox relay error: %s", exc, extra={"service": self.service})
-                await asyncio.sleep(min(0.2 * 2**self._failures, 10.0))
+                # The lock's connection may be the one that broke (a database outage):
+                # the server then released the lock, and holding on to a dead connection
+                # would let this relay publish beside the one that took it over.
+                await self._release_lead()
+                if self._stopping:
+                    return  # what is left stays in the outbox for the next start
+                await asyncio.sleep(min(0.2 * 2**self._failures, MAX_BACKOFF_SECONDS))
                 continue
             if self._stopping and published == 0:
                 return
@@ -141,18 +169,21 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish up to `batch_size` unsent events in position order; return how many."""
         rows = await self._claim()
-        metrics.OUTBOX_BACKLOG.labels(self.service).set(await self.backlog())
+        backlog = await self.backlog()
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
         if not rows:
             return 0
         published: list[int] = []
         try:
             for row in rows:
-                ack = await self.bus.js.publish(
-                    subject_for(row.event_type, row.event_version, self.bus.root),
-                    row.payload.encode(),
-                    timeout=5,
-                    headers={"Nats-Msg-Id": row.event_id},
-                )
+                subject = subject_for(row.event_type, row.event_version, self.bus.root)
+                with self.tracing.producing(subject, row.event_id, row.headers) as headers:
+                    ack = await self.bus.js.publish(
+                        subject,
+                        row.payload.encode(),
+                        timeout=self.bus.request_timeout,
+                        headers={**headers, "Nats-Msg-Id": row.event_id},
+                    )
                 published.append(row.position)
                 if ack.duplicate:
                     metrics.OUTBOX_DUPLICATES.labels(self.service).inc()
@@ -163,13 +194,15 @@ class OutboxRelay:
                 raise
         await self._mark_sent(published)
         metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(published))
+        # Down at once, not at the next round (events committed meanwhile are counted then).
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(max(backlog - len(published), 0))
         return len(published)
 
     async def _claim(self) -> Sequence[Any]:
         o = self.outbox.c
         async with self.db.transaction() as session:
             result = await session.execute(
-                select(o.position, o.event_id, o.event_type, o.event_version, o.payload)
+                select(o.position, o.event_id, o.event_type, o.event_version, o.payload, o.headers)
                 .where(o.sent_at.is_(None))
                 .order_by(o.position)
                 .limit(self.batch_size)

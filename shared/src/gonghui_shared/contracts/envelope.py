@@ -46,6 +46,12 @@ class EventEnvelope(BaseModel):
     occurred_at: datetime
     source: str = Field(description="the producing service", examples=["membership"])
     aggregate_id: str = Field(description="the entity the event is about")
+    aggregate_seq: int | None = Field(
+        None,
+        ge=1,
+        description="1, 2, 3… per aggregate in commit order, so a consumer can tell an early "
+        "event from a late duplicate; null on events from before numbering",
+    )
     org_path: str | None = Field(
         None, description="materialised path of the org it belongs to, for scoping and roll-ups"
     )
@@ -64,6 +70,7 @@ def envelope_for(
     event: Event,
     *,
     aggregate_id: str,
+    aggregate_seq: int | None = None,
     org_path: str | None = None,
     request_id: str | None = None,
     occurred_at: datetime | None = None,
@@ -75,6 +82,7 @@ def envelope_for(
         occurred_at=occurred_at or datetime.now(UTC),
         source=event.source(),
         aggregate_id=aggregate_id,
+        aggregate_seq=aggregate_seq,
         org_path=org_path,
         request_id=request_id,
         data=event.model_dump(mode="json"),

@@ -1,7 +1,8 @@
 """A minimal database with only the bus tables, for testing the bus itself.
 
-It is built with `create_bus_tables`, the helper every service's first
-migration calls, so these tests exercise that migration code too.
+It is built with `create_bus_tables`, `create_bus_reliability_tables` and
+`add_outbox_headers`, the helpers every service's migrations call, so these tests
+exercise that code too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from alembic.operations import Operations
 from sqlalchemy import Column, Integer, MetaData, String, Table
 
 from gonghui_shared.bus import bus_tables, create_bus_tables
+from gonghui_shared.bus.tables import add_outbox_headers, create_bus_reliability_tables
 
 metadata = MetaData()
 outbox, inbox = bus_tables(metadata)
@@ -32,4 +34,6 @@ tally = Table("tally", metadata, *_tally_columns())
 def migrate_bus_db(connection: Any) -> None:
     op = Operations(MigrationContext.configure(connection))
     create_bus_tables(op)
+    create_bus_reliability_tables(op)
+    add_outbox_headers(op)
     op.create_table("tally", *_tally_columns())

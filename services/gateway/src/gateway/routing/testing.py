@@ -31,7 +31,9 @@ async def services_at(app: FastAPI, settings: GatewaySettings, **urls: str) -> A
     """A running gateway's upstreams made from `settings` (and `urls`, e.g. training_url=...)
     for the block's duration, then closed, and the gateway's own put back."""
     original = app.state.upstreams
-    app.state.upstreams = Upstreams.from_settings(settings.model_copy(update=urls))
+    app.state.upstreams = Upstreams.from_settings(
+        settings.model_copy(update=urls), app.state.runtime.tracing
+    )
     try:
         yield
     finally:

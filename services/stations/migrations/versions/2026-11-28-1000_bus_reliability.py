@@ -1,0 +1,30 @@
+"""bus reliability: events numbered per aggregate, consumer positions, dead letters
+
+`outbox.aggregate_seq` and `outbox_sequences` number each aggregate's events in commit
+order; `consumer_positions` and `dead_letters` serve this service's consumers (the
+order of each aggregate's events, and the events they gave up on).
+The tables come from `gonghui_shared.bus.tables`, as every service's do.
+
+Revision ID: caa373ab6e71
+Revises: 9b44b6e94770
+Create Date: 2026-11-28 10:00:00
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from gonghui_shared.bus.tables import create_bus_reliability_tables, drop_bus_reliability_tables
+
+revision = "caa373ab6e71"
+down_revision = "9b44b6e94770"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_bus_reliability_tables(op)
+
+
+def downgrade() -> None:
+    drop_bus_reliability_tables(op)
