@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
+from pydantic import ValidationError
 
+from gonghui_shared import keys
 from gonghui_shared.ids import new_id
 from gonghui_shared.keys import DevKeyInProduction
 from gonghui_shared.pii import PiiCipher, mask_id_number, mask_phone
-from gonghui_shared.runtime import load_pii_cipher, load_verifier
+from gonghui_shared.runtime import load_verifier
 from gonghui_shared.settings import ServiceSettings
 
 
@@ -54,16 +56,96 @@ def test_settings_read_platform_and_service_variables(
     assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path.resolve()}/demo.db"
 
 
-def test_dev_keys_are_generated_once_and_refused_in_production(tmp_path: Path) -> None:
+def test_dev_keys_are_generated_once_and_never_in_production(tmp_path: Path) -> None:
     dev = ServiceSettings(data_dir=tmp_path, environment="development")
     first, second = load_verifier(dev), load_verifier(dev)
     assert first.public_keys[0].public_bytes_raw() == second.public_keys[0].public_bytes_raw()
     assert (tmp_path / "dev-keys" / "jwt_ed25519.pem").exists()
-    production = ServiceSettings(data_dir=tmp_path, environment="production")
     with pytest.raises(DevKeyInProduction):
-        load_verifier(production)
-    with pytest.raises(DevKeyInProduction):
-        load_pii_cipher(production)
+        keys.dev_key(tmp_path, "pii.key", keys.new_fernet_key, production=True)
+    assert not (tmp_path / "dev-keys" / "pii.key").exists()
+
+
+class DemoSettings(ServiceSettings):
+    model_config = {**ServiceSettings.model_config, "env_prefix": "DEMO_"}
+    service_name = "demo"
+    demo_signing_key: str | None = None
+
+    @classmethod
+    def production_keys(cls) -> tuple[keys.ProductionKey, ...]:
+        return (
+            *super().production_keys(),
+            keys.ProductionKey({"demo_signing_key": "secret"}, "demo.key"),
+        )
+
+
+def fresh_keys() -> dict[str, str]:
+    """Keys of its own for every key DemoSettings needs in production."""
+    return {
+        "jwt_public_key": keys.public_pem(keys.load_private_key(keys.new_ed25519_pem())),
+        "pii_keys": f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}",
+        "pii_hash_key": keys.new_secret().decode(),
+        "demo_signing_key": keys.new_secret().decode(),
+    }
+
+
+def test_production_settings_refuse_missing_keys_naming_their_variables(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError) as refused:
+        DemoSettings(data_dir=tmp_path, environment="production", pii_hash_key="x" * 40)
+    message = str(refused.value)
+    assert "demo cannot run in production mode" in message
+    assert (
+        "GONGHUI_JWKS_URL or GONGHUI_JWT_PUBLIC_KEY or GONGHUI_JWT_PRIVATE_KEY is not set"
+        in message
+    )
+    assert (
+        "GONGHUI_PII_KEYS is not set" in message and "DEMO_DEMO_SIGNING_KEY is not set" in message
+    )
+    assert "GONGHUI_PII_HASH_KEY" not in message and "x" * 40 not in message  # input not echoed
+    # Set, and no dev key anywhere: production starts; so does development without any.
+    assert DemoSettings(data_dir=tmp_path, environment="production", **fresh_keys()).production
+    assert DemoSettings(data_dir=tmp_path, environment="development").demo_signing_key is None
+    with_url = fresh_keys() | {
+        "jwt_public_key": None,
+        "jwks_url": "https://gw/.well-known/jwks.json",
+    }
+    assert DemoSettings(data_dir=tmp_path, environment="production", **with_url).production
+
+
+@pytest.mark.parametrize(
+    ("field", "variable"),
+    [
+        ("jwt_public_key", "GONGHUI_JWT_PUBLIC_KEY"),
+        ("jwt_private_key", "GONGHUI_JWT_PRIVATE_KEY"),
+        ("pii_keys", "GONGHUI_PII_KEYS"),
+        ("pii_hash_key", "GONGHUI_PII_HASH_KEY"),
+        ("demo_signing_key", "DEMO_DEMO_SIGNING_KEY"),
+    ],
+)
+def test_production_settings_refuse_a_copy_of_a_generated_dev_key(
+    tmp_path: Path, field: str, variable: str
+) -> None:
+    dev = {
+        "jwt": keys.dev_key(tmp_path, "jwt_ed25519.pem", keys.new_ed25519_pem, production=False),
+        "pii": keys.dev_key(tmp_path, "pii.key", keys.new_fernet_key, production=False),
+        "hash": keys.dev_key(tmp_path, "pii-hash.key", keys.new_secret, production=False),
+        "demo": keys.dev_key(tmp_path, "demo.key", keys.new_secret, production=False),
+    }
+    copies = {
+        # The public half of the dev key, the dev key re-encoded: the key, not the text, counts.
+        "jwt_public_key": keys.public_pem(keys.load_private_key(dev["jwt"])),
+        "jwt_private_key": "\n" + dev["jwt"].decode().strip() + "\n\n",
+        "pii_keys": f"{Fernet.generate_key().decode()}, {dev['pii'].decode()}",  # an older key
+        "pii_hash_key": dev["hash"].decode() + "\n",
+        "demo_signing_key": dev["demo"].decode(),
+    }
+    configured = fresh_keys() | {field: copies[field]}
+    assert DemoSettings(data_dir=tmp_path, environment="development", **configured)
+    with pytest.raises(ValidationError) as refused:
+        DemoSettings(data_dir=tmp_path, environment="production", **configured)
+    message = str(refused.value)
+    assert f"{variable} is the generated dev key {tmp_path / 'dev-keys'}/" in message
+    assert message.count("is the generated dev key") == 1 and "is not set" not in message
 
 
 def test_ids_sort_by_creation_time() -> None:

@@ -1,7 +1,9 @@
 """Keys: loaded from settings, or generated once for development.
 
 Generated keys live under `<data_dir>/dev-keys/`, are announced in the log as
-dev-only, and are refused in production (`require_configured`).
+dev-only, and are refused in production: a production service never generates one
+(`dev_key`), and its settings refuse to load when a key it needs is missing or is a
+copy of a generated dev key (`production_key_problems`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
@@ -54,6 +57,68 @@ def dev_key(data_dir: Path, name: str, make: Callable[[], bytes], *, production:
     finally:
         os.unlink(tmp)
     return path.read_bytes()
+
+
+# How a configured value is compared with a dev key file: a public PEM with the public
+# half of the dev private key, a Fernet list entry by entry; a URL is never a dev key.
+KeyKind = Literal["private_pem", "public_pem", "fernet_list", "secret", "url"]
+
+
+@dataclass(frozen=True)
+class ProductionKey:
+    """A key a service needs in production: any one of `fields` (name -> kind) set will do,
+    and none set may be a copy of `dev_file`, the generated key under `<data_dir>/dev-keys/`."""
+
+    fields: dict[str, KeyKind]
+    dev_file: str
+
+
+def _same_key(kind: KeyKind, configured: str, dev: bytes) -> bool:
+    if kind == "url":
+        return False
+    if kind == "secret":
+        return configured.strip().encode() == dev.strip()
+    if kind == "fernet_list":
+        return any(k.strip().encode() == dev.strip() for k in configured.split(","))
+    try:
+        dev_public = load_private_key(dev).public_key()
+        public = (
+            load_private_key(configured).public_key()
+            if kind == "private_pem"
+            else load_public_key(configured)
+        )
+    except ValueError:
+        return False  # not a usable key at all: loading it later says so
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    return public.public_bytes(*raw) == dev_public.public_bytes(*raw)
+
+
+def production_key_problems(
+    values: dict[str, Any],
+    needed: tuple[ProductionKey, ...],
+    env_names: dict[str, str],
+    data_dir: Path,
+) -> list[str]:
+    """What keeps these settings from running in production: each key in `needed` that is
+    not set, or is set to a copy of a generated dev key, named by its environment variable."""
+    problems = []
+    for key in needed:
+        configured = [
+            (name, kind, values[name]) for name, kind in key.fields.items() if values.get(name)
+        ]
+        if not configured:
+            problems.append(f"{' or '.join(env_names[name] for name in key.fields)} is not set")
+        dev_path = data_dir / "dev-keys" / key.dev_file
+        if not dev_path.is_file():
+            continue
+        dev = dev_path.read_bytes()
+        for name, kind, value in configured:
+            if _same_key(kind, str(value), dev):
+                problems.append(
+                    f"{env_names[name]} is the generated dev key {dev_path}; "
+                    "generate one of its own for production"
+                )
+    return problems
 
 
 def new_ed25519_pem() -> bytes:

@@ -1,4 +1,8 @@
-"""Structured JSON logs, one object a line, each carrying the request id."""
+"""Structured JSON logs, one object a line, each carrying the request id.
+
+No log line may hold an ID number, a phone or a token (tests/e2e/test_logs_hold_no_personal_data.py
+checks it at DEBUG): the libraries that would write one are held back here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
+
+import httpx
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -36,6 +42,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class HideQueryStrings(logging.Filter):
+    """Writes `?…` for the query string of each URL a record's arguments hold.
+
+    uvicorn's access line and httpx's request line print whole URLs, and a query may
+    carry a phone or an ID number (a search for a member) or a token. Paths are kept:
+    they hold ids and member numbers only.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_without_query(arg) for arg in record.args)
+        return True
+
+
+def _without_query(value: object) -> object:
+    if isinstance(value, httpx.URL):
+        return str(value.copy_with(query=None)) + "?…" if value.query else value
+    if isinstance(value, str) and "?" in value and not value.startswith("?"):
+        return value.split("?", 1)[0] + "?…"
+    return value
+
+
+_hide_query_strings = HideQueryStrings()
+_URL_LOGGERS = ("uvicorn.access", "httpx")
+# Libraries that print each SQL statement with its parameters below these levels
+# (aiosqlite at DEBUG; SQLAlchemy at INFO, WARNING being its own default): a DEBUG root
+# must not turn them on.
+_LEAST_LEVELS = {"aiosqlite": logging.INFO, "sqlalchemy": logging.WARNING}
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Send every logger, uvicorn's included, through one JSON handler on stderr."""
     handler = logging.StreamHandler(sys.stderr)
@@ -47,3 +83,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).addFilter(_hide_query_strings)
+    for name, least in _LEAST_LEVELS.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), least))

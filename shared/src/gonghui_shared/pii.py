@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from cryptography.fernet import Fernet, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 
 class PiiCipher:
@@ -19,6 +19,7 @@ class PiiCipher:
         if not keys:
             raise ValueError("at least one personal-data key is required")
         self._fernet = MultiFernet([Fernet(k) for k in keys])
+        self._newest = Fernet(keys[0])
         self._hash_key = hash_key
 
     def encrypt(self, value: str) -> str:
@@ -30,6 +31,14 @@ class PiiCipher:
     def rotate(self, token: str) -> str:
         """Re-encrypt with the newest key."""
         return self._fernet.rotate(token.encode()).decode()
+
+    def is_current(self, token: str) -> bool:
+        """Whether the newest key opens `token`: a rotation can leave it as it is."""
+        try:
+            self._newest.decrypt(token.encode())
+        except InvalidToken:
+            return False
+        return True
 
     def lookup_hash(self, value: str) -> str:
         return hmac.new(self._hash_key, value.encode(), hashlib.sha256).hexdigest()

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gonghui_shared.keys import ProductionKey, production_key_problems
+
 
 def platform_field(name: str, default: Any, description: str) -> Any:
     """A field read from `GONGHUI_<NAME>` (or passed by its own name)."""
@@ -27,7 +29,10 @@ def platform_field(name: str, default: Any, description: str) -> Any:
 class ServiceSettings(BaseSettings):
     """What every service needs to run; subclasses set `service_name` and the env prefix."""
 
-    model_config = SettingsConfigDict(extra="ignore", validate_by_name=True)
+    # Errors never quote the input: it holds the keys.
+    model_config = SettingsConfigDict(
+        extra="ignore", validate_by_name=True, hide_input_in_errors=True
+    )
 
     service_name: ClassVar[str] = "service"
     default_port: ClassVar[int] = 8000
@@ -51,12 +56,44 @@ class ServiceSettings(BaseSettings):
     stream_replicas: int = platform_field(
         "stream_replicas", 1, "JetStream replicas (3 in production)"
     )
+    # Unlimited by default: the gateway rebuilds its dashboards by replaying whole streams,
+    # and a stream with byte or message limits reserves that space in the account up front.
+    stream_max_age_seconds: float = platform_field(
+        "stream_max_age_seconds", 0.0, "how long a stream keeps events; 0 = forever"
+    )
+    stream_max_bytes: int = platform_field(
+        "stream_max_bytes", -1, "largest size of each service's stream; -1 = unlimited"
+    )
+    stream_max_msgs: int = platform_field(
+        "stream_max_msgs", -1, "most events in each service's stream; -1 = unlimited"
+    )
+    nats_connect_timeout: float = platform_field(
+        "nats_connect_timeout", 2.0, "seconds to wait for each NATS connection attempt"
+    )
+    nats_request_timeout: float = platform_field(
+        "nats_request_timeout",
+        5.0,
+        "seconds to wait for a JetStream answer: a publish ack, a stream or consumer request",
+    )
     log_level: str = platform_field("log_level", "INFO", "root log level")
+    otel_enabled: bool = platform_field(
+        "otel_enabled",
+        False,
+        "OpenTelemetry tracing, exported over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT",
+    )
     db_pool_size: int = platform_field(
         "db_pool_size", 10, "PostgreSQL connections each process keeps open (idle included)"
     )
     db_max_overflow: int = platform_field(
         "db_max_overflow", 10, "PostgreSQL connections each process may open beyond the pool"
+    )
+    db_pool_timeout: float = platform_field(
+        "db_pool_timeout",
+        10.0,
+        "seconds a request waits for a free PostgreSQL connection before it is answered 503",
+    )
+    db_connect_timeout: float = platform_field(
+        "db_connect_timeout", 5.0, "seconds to wait for a new PostgreSQL connection"
     )
     jwt_public_key: str | None = platform_field(
         "jwt_public_key", None, "PEM of the Ed25519 key that verifies access tokens"
@@ -101,6 +138,50 @@ class ServiceSettings(BaseSettings):
         if not self.port:
             self.port = self.default_port
         return self
+
+    @model_validator(mode="after")
+    def _refuse_dev_keys_in_production(self) -> ServiceSettings:
+        """Production fails at start-up, naming every missing or dev key, not at first use."""
+        if not self.production:
+            return self
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        env_names = {name: self.env_name(name) for name in type(self).model_fields}
+        problems = production_key_problems(values, self.production_keys(), env_names, self.data_dir)
+        if problems:
+            raise ValueError(
+                f"{self.service_name} cannot run in production mode (GONGHUI_ENVIRONMENT="
+                f"production) without keys of its own: {'; '.join(problems)}"
+            )
+        return self
+
+    @classmethod
+    def production_keys(cls) -> tuple[ProductionKey, ...]:
+        """The keys this service needs in production; a service adds its own to these."""
+        if cls.issues_tokens:
+            tokens = ProductionKey({"jwt_private_key": "private_pem"}, "jwt_ed25519.pem")
+        else:
+            # Any one the runtime can verify with (`build_verifier`); each set one is checked.
+            tokens = ProductionKey(
+                {
+                    "jwks_url": "url",
+                    "jwt_public_key": "public_pem",
+                    "jwt_private_key": "private_pem",
+                },
+                "jwt_ed25519.pem",
+            )
+        return (
+            tokens,
+            ProductionKey({"pii_keys": "fernet_list"}, "pii.key"),
+            ProductionKey({"pii_hash_key": "secret"}, "pii-hash.key"),
+        )
+
+    @classmethod
+    def env_name(cls, field_name: str) -> str:
+        """The environment variable a field is read from (`GONGHUI_…` or the service's)."""
+        alias = cls.model_fields[field_name].validation_alias
+        if isinstance(alias, AliasChoices):
+            return str(alias.choices[0])
+        return f"{cls.model_config.get('env_prefix', '')}{field_name}".upper()
 
     @property
     def production(self) -> bool:

@@ -19,6 +19,8 @@ from gateway.accounts.admin import ADMIN_USERNAME, create_first_admin
 from gateway.base import inbox
 from gateway.config import GatewaySettings
 from gateway.dashboards.rebuild import RebuildReport, rebuild
+from gateway.models import Base
+from gonghui_shared import pii_rotation
 from gonghui_shared.bus import Bus
 from gonghui_shared.db import Database
 
@@ -141,6 +143,26 @@ def _add_create_admin(commands: Any) -> None:
     parser.set_defaults(run=_create_admin)
 
 
+# ---------------------------------------------------------------- rotate-pii-keys
+
+
+async def _rotate_pii_keys(args: argparse.Namespace) -> int:
+    return await pii_rotation.run_command(_settings(), Base.metadata, args)
+
+
+def _add_rotate_pii_keys(commands: Any) -> None:
+    parser = commands.add_parser(
+        "rotate-pii-keys",
+        help="re-encrypt the phones of mobile and staff accounts with the newest key",
+        description=pii_rotation.DESCRIPTION
+        + " Pending one-time codes are not rehashed: they expire within minutes, and a code "
+        "requested again is hashed with the new key. Needs GATEWAY_DATABASE_URL (or "
+        "GONGHUI_DATA_DIR) as the gateway uses it; no NATS.",
+    )
+    pii_rotation.add_arguments(parser)
+    parser.set_defaults(run=_rotate_pii_keys)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -149,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     _add_rebuild_dashboards(commands)
     _add_create_admin(commands)
+    _add_rotate_pii_keys(commands)
     return parser
 
 

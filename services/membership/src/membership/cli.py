@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
+from gonghui_shared import pii_rotation
 from gonghui_shared.auth import Principal
 from gonghui_shared.db import Database
 from gonghui_shared.errors import AppError
@@ -30,6 +31,7 @@ from gonghui_shared.permissions import Action, Role
 from gonghui_shared.pii import PiiCipher
 from gonghui_shared.runtime import load_pii_cipher
 from membership.config import MembershipSettings
+from membership.models import Base
 from membership.orgs import service as orgs
 from membership.rosters import service as rosters
 from membership.rosters.schemas import ExportFormat, ExportStatus, RosterImportReport
@@ -244,6 +246,17 @@ async def _import_units(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- rotate-pii-keys
+
+
+async def _rotate_pii_keys(args: argparse.Namespace) -> int:
+    try:
+        settings = MembershipSettings()
+    except ValidationError as exc:
+        raise CommandFailed(f"invalid settings: {exc}") from None
+    return await pii_rotation.run_command(settings, Base.metadata, args)
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -316,6 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
     units_command.add_argument("file", help="the units csv")
     actor_option(units_command)
     units_command.set_defaults(run=_import_units)
+
+    rotate = commands.add_parser(
+        "rotate-pii-keys",
+        help="re-encrypt the ID numbers and phones of applications and members with the newest key",
+        description=pii_rotation.DESCRIPTION + " Needs no NATS.",
+    )
+    pii_rotation.add_arguments(rotate)
+    rotate.set_defaults(run=_rotate_pii_keys)
     return parser
 
 

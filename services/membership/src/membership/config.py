@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from gonghui_shared.keys import ProductionKey
 from gonghui_shared.settings import ServiceSettings
 
 
@@ -23,3 +24,10 @@ class MembershipSettings(ServiceSettings):
     )
     card_valid_days: int = Field(365, description="how long a card verifies offline")
     roster_max_bytes: int = Field(20 * 1024 * 1024, description="largest roster upload accepted")
+
+    @classmethod
+    def production_keys(cls) -> tuple[ProductionKey, ...]:
+        return (
+            *super().production_keys(),
+            ProductionKey({"card_signing_key": "private_pem"}, "card_ed25519.pem"),
+        )

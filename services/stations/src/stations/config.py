@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from gonghui_shared.keys import ProductionKey
 from gonghui_shared.settings import ServiceSettings
 
 
@@ -27,3 +28,10 @@ class StationsSettings(ServiceSettings):
     village_point_subsidy_fen: int = Field(
         10000, description="default monthly subsidy of a village service point (100 yuan)"
     )
+
+    @classmethod
+    def production_keys(cls) -> tuple[ProductionKey, ...]:
+        return (
+            *super().production_keys(),
+            ProductionKey({"card_public_key": "public_pem"}, "card_ed25519.pem"),
+        )

@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from gonghui_shared.keys import ProductionKey
 from gonghui_shared.settings import ServiceSettings
 
 
@@ -20,3 +21,7 @@ class TrainingSettings(ServiceSettings):
     qr_signing_key: str | None = Field(
         None, description="secret that signs check-in QR tokens; dev key when unset"
     )
+
+    @classmethod
+    def production_keys(cls) -> tuple[ProductionKey, ...]:
+        return (*super().production_keys(), ProductionKey({"qr_signing_key": "secret"}, "qr.key"))

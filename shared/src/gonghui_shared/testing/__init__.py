@@ -23,7 +23,7 @@ from gonghui_shared.audit import APPEND_ONLY
 from gonghui_shared.auth import Principal, TokenIssuer
 from gonghui_shared.db import Database, normalise_url
 from gonghui_shared.permissions import Action, Role
-from gonghui_shared.runtime import load_jwt_private_key
+from gonghui_shared.runtime import ServiceRuntime, load_jwt_private_key, load_pii_cipher
 from gonghui_shared.settings import ServiceSettings
 
 BACKENDS = ("sqlite", "postgres")
@@ -114,6 +114,15 @@ def token_for(
 
 def auth_header(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def use_pii_keys(runtime: ServiceRuntime, pii_keys: str, hash_key: str) -> None:
+    """Give a running service the cipher a restart with these GONGHUI_PII_KEYS and
+    GONGHUI_PII_HASH_KEY would give it (key-rotation tests; restore `runtime.pii` after)."""
+    configured = runtime.settings.model_copy(
+        update={"pii_keys": pii_keys, "pii_hash_key": hash_key}
+    )
+    runtime.pii = load_pii_cipher(configured)
 
 
 async def migrated_database(
