@@ -6,9 +6,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import limits, sizes
+from gateway.accounts.caller import caller_principal
 from gateway.accounts.deps import AccountsState
 from gateway.accounts.endpoints import router as accounts_router
-from gateway.base import inbox, outbox
+from gateway.base import audit_log, inbox, outbox
 from gateway.config import GatewaySettings
 from gateway.dashboards.endpoints import router as dashboards_router
 from gateway.dashboards.handlers import subscriptions as dashboard_subscriptions
@@ -38,6 +39,9 @@ officials' dashboard.
   and certificates, nearby stations, and applying to join.
 * **Dashboards** from the services' events, answered from the gateway's own read models;
   the officials' dashboard page is at [/dashboard/](/dashboard/).
+* **Audit** (`GET /v1/audit`, `audit.read` within your scope): the gateway's own writes
+  (accounts, API keys, sign-ins and sign-outs, failed ones included); what it forwards to
+  a service is in that service's `/v1/<service>/audit`.
 
 Errors share one shape: `{"error": {"code", "message", "message_zh", "details", "request_id"}}`.
 """
@@ -47,6 +51,7 @@ TAGS = [
     {"name": "routing", "description": "The services behind the gateway"},
     {"name": "me", "description": "Mobile self-service for members"},
     {"name": "dashboards", "description": "Figures per org subtree, from events"},
+    {"name": "audit", "description": "Who did what at the gateway, when, from where"},
     {"name": "operations", "description": "Health, readiness and metrics"},
 ]
 
@@ -54,7 +59,7 @@ TAGS = [
 async def _on_startup(app: FastAPI, runtime: ServiceRuntime) -> None:
     assert isinstance(runtime.settings, GatewaySettings)
     app.state.accounts = AccountsState.create(runtime)
-    app.state.upstreams = Upstreams.from_settings(runtime.settings)
+    app.state.upstreams = Upstreams.from_settings(runtime.settings, runtime.tracing)
 
 
 async def _on_shutdown(app: FastAPI) -> None:
@@ -72,6 +77,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         outbox=outbox,
         inbox=inbox,
         subscriptions=[*dashboard_subscriptions()],
+        audit=audit_log,
+        audit_principal=caller_principal,
         on_startup=_on_startup,
         on_shutdown=_on_shutdown,
         openapi_tags=TAGS,

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Table
 
 from gonghui_shared.audit import service
 from gonghui_shared.audit.schemas import AuditEntryRead
+from gonghui_shared.auth import Principal
 from gonghui_shared.clock import Instant
-from gonghui_shared.deps import PageDep, PrincipalDep, SessionDep
+from gonghui_shared.deps import PageDep, SessionDep, current_principal
 from gonghui_shared.errors import ERROR_RESPONSES
 from gonghui_shared.pagination import PageOut, page_of
 
 
-def audit_router(table: Table) -> APIRouter:
-    """The query endpoint over this service's audit table."""
+def audit_router(
+    table: Table, principal_dependency: Callable[..., Any] = current_principal
+) -> APIRouter:
+    """The query endpoint over this service's audit table; `principal_dependency` resolves
+    the caller (the gateway's also checks revocation and accepts API keys)."""
     router = APIRouter(prefix="/v1", tags=["audit"], responses=ERROR_RESPONSES)
 
     @router.get("/audit")
     async def list_audit_entries(
-        principal: PrincipalDep,
+        *,
+        # A default, not `Annotated`: postponed annotations cannot name a local variable.
+        principal: Principal = Depends(principal_dependency),
         session: SessionDep,
         page: PageDep,
         actor: Annotated[

@@ -4,7 +4,8 @@ It runs inside the request-id middleware, lets the request through, and when the
 is known (at `http.response.start`, or an unhandled error) writes the row in a short
 transaction of its own, before the response goes out: a client never sees the answer
 to a write that left no record. Failed writes (4xx, 5xx) are recorded as well; requests
-that matched no route never reached a handler and are not.
+that matched no route never reached a handler and are not, nor are those a service
+behind this one answered (it writes their row).
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ class AuditMiddleware:
                 return  # matched no route: never reached a handler
             if scope["method"] not in WRITE_METHODS and not context.personal_data:
                 return
+            if context.audited_upstream:
+                return  # the service that answered has the row
             await self._write(scope, context, status, started)
 
         async def send_recorded(message: Message) -> None:
@@ -117,7 +120,7 @@ class AuditMiddleware:
             audit_context_var.reset(token)
 
     async def _write(self, scope: Scope, context: AuditContext, status: int, at: datetime) -> None:
-        principal = (scope.get("state") or {}).get("principal")
+        principal = (scope.get("state") or {}).get("principal") or context.actor
         actor_org_path = getattr(principal, "org_path", None)
         role = getattr(principal, "role", None)
         route = scope["route"]

@@ -11,8 +11,10 @@ from typing import Any
 
 from sqlalchemy import Table, func, select
 
+from gonghui_shared.bus.consumer import ConsumerTables
 from gonghui_shared.contracts import Event, EventEnvelope, envelope_for
 from gonghui_shared.contracts.membership import CadreAppointed, MemberApproved, OrgCreated
+from gonghui_shared.deadletters import repository as dead_letters
 from gonghui_shared.ids import new_id
 from gonghui_shared.runtime import ServiceRuntime
 
@@ -118,30 +120,36 @@ class MembershipFeed:
         sync: bool = True,
     ) -> str:
         """Admit a member (as membership would announce it); returns the member number."""
-        n = next(_member_serial)
-        member_no = f"{org['region_code'][:6]}{date.today().year}{n:06d}"
-        member_id = new_id()
-        await self.publish(
-            MemberApproved(
-                member_id=member_id,
-                member_no=member_no,
-                application_id=new_id(),
-                org_id=org["id"],
-                name=name or f"学员{n}",
-                category=category,
-                subtype=subtype,
-                household_type="rural",
-                gender="male" if n % 2 else "female",
-                birth_year=1980 + n % 30,
-                approval_doc_no="凤工复〔2026〕1号",
-                approved_at=datetime.now(UTC),
-            ),
-            aggregate_id=member_id,
-            org_path=org["path"],
-        )
+        approval = _approval(org, category=category, subtype=subtype, name=name)
+        await self.publish(approval, aggregate_id=approval.member_id, org_path=org["path"])
         if sync:
             await self.synced()
-        return member_no
+        return approval.member_no
+
+    async def dead_letter(self, org: dict[str, Any]) -> str:
+        """A member's approval in `org` that the consumer gave up on, stored as the consumer
+        stores one (replaying it admits the member); returns the dead letter's id."""
+        approval = _approval(org)
+        envelope = envelope_for(approval, aggregate_id=approval.member_id, org_path=org["path"])
+        now = datetime.now(UTC)
+        row = {
+            "id": new_id(),
+            "consumer": self.durable,
+            "event_id": str(envelope.event_id),
+            "event_type": envelope.type,
+            "aggregate_id": envelope.aggregate_id,
+            "aggregate_seq": envelope.aggregate_seq,
+            "org_path": envelope.org_path,
+            "subject": envelope.subject(self.runtime.bus.root),
+            "payload": envelope.model_dump_json(),
+            "error": "RuntimeError: the handler failed (a test's dead letter)",
+            "attempts": 5,
+            "first_failed_at": now,
+            "last_failed_at": now,
+        }
+        async with self.runtime.db.transaction() as session:
+            await dead_letters.store(session, ConsumerTables.beside(self.inbox).dead_letters, row)
+        return str(row["id"])
 
     async def cadre(self, org: dict[str, Any], member_no: str, role: str = "chair") -> None:
         cadre_id = new_id()
@@ -158,3 +166,28 @@ class MembershipFeed:
             org_path=org["path"],
         )
         await self.synced()
+
+
+def _approval(
+    org: dict[str, Any],
+    *,
+    category: str = "migrant_worker",
+    subtype: str | None = None,
+    name: str | None = None,
+) -> MemberApproved:
+    """A new member of `org`, approved, as membership announces it."""
+    n = next(_member_serial)
+    return MemberApproved(
+        member_id=new_id(),
+        member_no=f"{org['region_code'][:6]}{date.today().year}{n:06d}",
+        application_id=new_id(),
+        org_id=org["id"],
+        name=name or f"学员{n}",
+        category=category,
+        subtype=subtype,
+        household_type="rural",
+        gender="male" if n % 2 else "female",
+        birth_year=1980 + n % 30,
+        approval_doc_no="凤工复〔2026〕1号",
+        approved_at=datetime.now(UTC),
+    )

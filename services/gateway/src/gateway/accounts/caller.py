@@ -9,7 +9,8 @@ The one place that resolves the caller. A caller presents either
   revoked; the principal is gov_system with the key's org scope and named scopes,
   and the services get a short-lived JWT minted for this call.
 
-Routed calls carry `upstream_token` to the services, which verify it themselves.
+Routed calls carry `upstream_token` to the services, which verify it themselves. The
+principal is also left on the request, for the gateway's audit row.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ async def current_caller(
         principal = await state.api_keys.principal(api_key)
         if principal is None:
             raise InvalidApiKey()
+        request.state.principal = principal  # who the audit row names
         get_limits(request).caller(principal.subject)
         upstream = state.issuer.issue(principal, state.settings.upstream_token_ttl_seconds)
         return Caller(principal=principal, upstream_token=upstream)
@@ -84,6 +86,7 @@ async def current_caller(
         raise Unauthorized("The token has no id and cannot be revoked", "令牌缺少编号，无法撤销")
     if await state.revocations.is_revoked(token.jti):
         raise TokenRevoked()
+    request.state.principal = token.principal  # who the audit row names
     get_limits(request).caller(token.principal.subject)
     session_id = token.claims.get("sid")
     return Caller(
@@ -96,3 +99,9 @@ async def current_caller(
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+def caller_principal(caller: CallerDep) -> Principal:
+    """The caller's principal, for endpoints shared with the services (`GET /v1/audit`):
+    resolved as every gateway call is, revocation checked and API keys accepted."""
+    return caller.principal

@@ -22,6 +22,7 @@ from gateway.accounts.schemas import (
     TokenResponse,
 )
 from gateway.limits import get_limits
+from gonghui_shared.audit import note_actor
 from gonghui_shared.deps import PageDep, SessionDep
 from gonghui_shared.errors import ERROR_RESPONSES
 from gonghui_shared.keys import public_jwk
@@ -46,6 +47,8 @@ async def issue_token(
 ) -> TokenResponse:
     """Sign in (OAuth2 password grant) or renew (refresh_token grant; the old one is used up)."""
     response.headers.update(_NO_STORE)
+    if grant_type == "password" and username and username.isprintable():
+        note_actor(tokens.USERNAME_ACTOR + username.lower())  # replaced once signed in
     get_limits(request).token(request, username if grant_type == "password" else None)
     if grant_type == "password":
         if not username or not password or "\x00" in username:

@@ -7,6 +7,10 @@ Password hashing runs outside any transaction, in a thread.
 
 Errors keep the house shape; `details.oauth_error` carries the RFC 6749 error code
 for OAuth2 clients.
+
+A sign-in comes without a principal, so it names its actor for the audit row: the
+account once known, else what it was tried with (`username:…`, or a phone masked as
+`phone:138****8000`), never the password, token or code.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from gateway.accounts.passwords import verify_password
 from gateway.accounts.schemas import OtpAccepted, OtpVerify, TokenResponse
 from gateway.accounts.service import normalise_phone, phone_columns, principal_of
 from gateway.base import utcnow
+from gonghui_shared.audit import note_actor
 from gonghui_shared.errors import (
     AppError,
     BadRequest,
@@ -40,10 +45,14 @@ from gonghui_shared.errors import (
 )
 from gonghui_shared.ids import new_id
 from gonghui_shared.permissions import Role
+from gonghui_shared.pii import mask_phone
 
 log = logging.getLogger(__name__)
 
 REFRESH_PREFIX = "ghr_"
+# The audit row's actor of a sign-in whose account is not known (yet).
+USERNAME_ACTOR = "username:"
+PHONE_ACTOR = "phone:"
 
 
 def _oauth(error: str) -> dict[str, str]:
@@ -119,6 +128,7 @@ async def _grant(
     session: AsyncSession, state: AccountsState, account: Account, family_id: str | None
 ) -> TokenResponse:
     """An access token and a refresh token for the account, recorded as one grant."""
+    note_actor(account.id, account.role, account.org_path)
     settings = state.settings
     family = family_id or new_id()
     issued = state.issuer.issue_token(
@@ -173,6 +183,8 @@ async def refresh_grant(state: AccountsState, refresh_token: str) -> TokenRespon
     outcome: TokenResponse | AppError
     async with state.db.transaction() as session:
         grant = await repository.refresh_by_hash(session, secret_hash(refresh_token))
+        if grant is not None:
+            note_actor(grant.account_id)  # whose token it was, even when refused
         if grant is None or grant.revoked_at is not None:
             outcome = InvalidRefreshToken(details=_oauth("invalid_grant"))
         elif grant.used_at is not None or (
@@ -233,6 +245,7 @@ async def send_code(state: AccountsState, phone_text: str) -> OtpAccepted:
     """Send a login code to the phone, whoever owns it (the answer never says)."""
     settings = state.settings
     phone = normalise_phone(phone_text)
+    note_actor(PHONE_ACTOR + mask_phone(phone))
     phone_hash = state.pii.lookup_hash(phone)
     now = utcnow()
     accepted = OtpAccepted(expires_in=settings.otp_ttl_seconds)
@@ -279,6 +292,7 @@ async def verify_code(state: AccountsState, body: OtpVerify) -> TokenResponse:
     """Sign a mobile user in with the code: a member, or an applicant without member number."""
     settings = state.settings
     phone = normalise_phone(body.phone)
+    note_actor(PHONE_ACTOR + mask_phone(phone))
     phone_hash = state.pii.lookup_hash(phone)
     now = utcnow()
     failure: AppError | None = None

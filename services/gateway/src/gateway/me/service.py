@@ -17,7 +17,9 @@ import httpx
 from fastapi import Depends, Request
 
 from gateway.accounts.caller import Caller, CallerDep
+from gateway.routing.service import forwarded_for
 from gateway.routing.upstreams import Upstreams
+from gonghui_shared.audit import mark_audited_upstream
 from gonghui_shared.errors import Conflict, Forbidden, NotFound, PayloadTooLarge
 from gonghui_shared.permissions import Role
 
@@ -132,10 +134,15 @@ async def apply(upstreams: Upstreams, caller: Caller, request: Request) -> httpx
     if caller.principal.member_no is not None:
         raise AlreadyAMember(details={"member_no": caller.principal.member_no})
     body = await _body(request, APPLICATION_MAX_BYTES)
-    return await upstreams["membership"].call(
+    response = await upstreams["membership"].call(
         "POST",
         "/v1/applications/self",
         token=caller.upstream_token,
         content=body,
-        headers={"content-type": request.headers.get("content-type", "application/json")},
+        headers={
+            "content-type": request.headers.get("content-type", "application/json"),
+            **forwarded_for(request),
+        },
     )
+    mark_audited_upstream()  # membership's audit log has it, with the applicant's address
+    return response

@@ -10,10 +10,18 @@ refused rather than handed on.
 
 Bodies stream both ways: a 20 MB roster upload goes to the service as it arrives, and a
 roster export comes back as the service sends it, so neither sits in the gateway's memory.
+
+The service learns who is asking from the token and where from by `X-Forwarded-For`, to
+which the gateway appends the address it received the call from (the client's own header
+is kept only when that address is one of the gateway's GONGHUI_TRUSTED_PROXIES), and which
+request by `X-Request-ID`. A forwarded call the service answered is in the service's audit
+log with that address and request id, so the gateway's own log leaves it out.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -27,6 +35,8 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from gateway.routing.upstreams import Upstream, identity_headers
+from gonghui_shared.audit import mark_audited_upstream
+from gonghui_shared.audit.middleware import Network, parse_networks
 from gonghui_shared.errors import BadRequest, NotFound
 
 log = logging.getLogger(__name__)
@@ -106,12 +116,46 @@ def service_path(request: Request, service: str) -> bytes:
     return b"/v1" + rest
 
 
+@functools.lru_cache(maxsize=4)
+def _networks(trusted_proxies: str) -> tuple[Network, ...]:
+    return parse_networks(trusted_proxies)
+
+
+def _is_trusted(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def forwarded_for(request: Request) -> dict[str, str]:
+    """`X-Forwarded-For` for the service: the address the gateway got the call from, after
+    the chain our own proxies in front of it built (a header from anyone else is dropped:
+    a client may write any address there)."""
+    client = request.scope.get("client")
+    if not client:
+        return {}
+    peer = str(client[0])
+    trusted = _networks(request.app.state.runtime.settings.trusted_proxies)
+    received = [
+        hop.strip()
+        for value in request.headers.getlist("x-forwarded-for")
+        for hop in value.split(",")
+        if hop.strip()
+    ]
+    chain = [*received, peer] if _is_trusted(peer, trusted) else [peer]
+    return {"x-forwarded-for": ", ".join(chain)}
+
+
 def request_headers(request: Request, token: str | None) -> list[tuple[str, str]]:
-    """What the service sees: the allowed caller headers, then who is asking and which request."""
+    """What the service sees: the allowed caller headers, then where the call came from, who
+    is asking and which request."""
     headers = [(k, v) for k, v in request.headers.items() if k in FORWARDED_REQUEST_HEADERS]
     # httpx would otherwise offer gzip on the caller's behalf, and the caller would get
     # a body encoded in a way it never asked for.
     headers.append(("accept-encoding", request.headers.get("accept-encoding", "identity")))
+    headers.extend(forwarded_for(request).items())
     headers.extend(identity_headers(token).items())
     return headers
 
@@ -167,6 +211,9 @@ async def forward(
     except ClientDisconnect:
         # The caller hung up mid-upload: nobody will read this answer, but it is no 500.
         raise ClientGone() from None
+    # The service answered, so its audit log has the call (with the caller's address and
+    # this request id): the gateway records only what it answered itself (a 401, a 503 …).
+    mark_audited_upstream()
     relayed = StreamingResponse(
         _relay_body(upstream, response),
         status_code=response.status_code,
