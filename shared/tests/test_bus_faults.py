@@ -146,6 +146,21 @@ async def test_full_stream_refuses_new_events_and_the_outbox_keeps_them(
         await full.close()
 
 
+async def test_a_reconnect_cuts_the_relay_back_off_short(db: Database, bus: Bus) -> None:
+    """After a long outage the relay would otherwise sleep out its full back-off (up to
+    MAX_BACKOFF_SECONDS) with NATS already back, and events would wait that long."""
+    relay = OutboxRelay(db, bus, outbox, service="testsvc")
+    relay.start()
+    try:
+        backing_off = asyncio.create_task(relay._back_off(MAX_BACKOFF_SECONDS * 10))
+        await asyncio.sleep(0.1)
+        assert not backing_off.done()
+        await bus._on_reconnected()
+        await asyncio.wait_for(backing_off, 2.0)
+    finally:
+        await relay.stop()
+
+
 async def test_a_stopped_relay_hands_the_outbox_over(db: Database, bus: Bus) -> None:
     """On PostgreSQL one relay leads by an advisory lock; stopping must give it up."""
     for name in ("first", "second"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nats
@@ -74,6 +75,8 @@ class Bus:
         # Bumped on every reconnect: consumers compare it to re-create their pull
         # subscriptions, which a reconnect can leave without an outstanding pull.
         self.reconnects = 0
+        # Called after each reconnect: whoever backed off while NATS was away resumes now.
+        self.reconnect_listeners: list[Callable[[], None]] = []
         self.nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._ready = asyncio.Event()
@@ -134,6 +137,8 @@ class Bus:
     async def _on_reconnected(self) -> None:
         self.reconnects += 1
         log.info("reconnected to NATS")
+        for listener in self.reconnect_listeners:
+            listener()
 
     def stream_config(self, service: str) -> StreamConfig:
         """The configuration of the stream holding `service`'s events."""

@@ -68,6 +68,7 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.tracing = tracing or Tracing()
         self._wake = asyncio.Event()
+        self._resume = asyncio.Event()  # NATS is back: cut a back-off short
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._lock_conn: AsyncConnection | None = None
@@ -77,6 +78,7 @@ class OutboxRelay:
 
     def start(self) -> None:
         self.db.after_commit(self.wake)
+        self.bus.reconnect_listeners.append(self._resume.set)
         self._task = asyncio.create_task(self.run(), name=f"{self.service}-outbox-relay")
 
     def wake(self, session: AsyncSession | None = None) -> None:
@@ -125,12 +127,19 @@ class OutboxRelay:
                 await self._release_lead()
                 if self._stopping:
                     return  # what is left stays in the outbox for the next start
-                await asyncio.sleep(min(0.2 * 2**self._failures, MAX_BACKOFF_SECONDS))
+                await self._back_off(min(0.2 * 2**self._failures, MAX_BACKOFF_SECONDS))
                 continue
             if self._stopping and published == 0:
                 return
             if published < self.batch_size:
                 await self._idle()
+
+    async def _back_off(self, seconds: float) -> None:
+        """Sleep after a failure, but no longer than until NATS reconnects: otherwise the
+        events of a long outage would wait out the full back-off after NATS is back."""
+        self._resume.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._resume.wait(), seconds)
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):
