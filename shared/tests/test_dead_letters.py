@@ -110,12 +110,12 @@ async def test_poison_event_is_set_aside_and_replayed_once_fixed(
         assert await dead_letter_count(db) == 0, "the poison did not hold the others back"
 
         async def both_dead() -> bool:
-            return await dead_letter_count(db) == 2
+            # The row is committed before the message is settled and counted: wait for both.
+            return await dead_letter_count(db) == 2 and unreplayed(sub.durable) == 2
 
-        await wait_until(both_dead, what="two dead letters")
+        await wait_until(both_dead, what="two dead letters, stored and counted")
         assert counted(sub.durable, "failed") == 1
         assert counted(sub.durable, "out_of_order") == 1
-        assert unreplayed(sub.durable) == 2
 
         listed = (await client.get("/v1/dead-letters", headers=platform)).json()["items"]
         by_event = {row["event_id"]: row for row in listed}
@@ -190,7 +190,8 @@ async def test_unreadable_message_is_dead_lettered_at_once(
         client = client_for(app)
 
         async def settled() -> bool:
-            return await dead_letter_count(db) == 1 and len(await applied_ids(db)) == 1
+            stored = await dead_letter_count(db) == 1 and len(await applied_ids(db)) == 1
+            return stored and counted(sub.durable, "unreadable") == 1
 
         await wait_until(settled, what="the unreadable message set aside, the next applied")
         platform = as_role(settings, Role.platform_admin)

@@ -113,8 +113,11 @@ async def _create_admin(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandFailed(str(exc)) from None
     except SQLAlchemyError as exc:
+        # The driver's own message ("no such table", "database is locked"), never the
+        # statement and its parameters that SQLAlchemy's message would add.
+        reason = getattr(exc, "orig", None) or type(exc).__name__
         raise CommandFailed(
-            f"cannot use the gateway's database ({type(exc).__name__}); migrated yet?"
+            f"cannot use the gateway's database ({reason}); migrated yet?"
         ) from None
     finally:
         await db.dispose()
