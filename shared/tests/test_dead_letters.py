@@ -90,7 +90,13 @@ async def test_poison_event_is_set_aside_and_replayed_once_fixed(
 ) -> None:
     handler = Tally(failing={"poison"})
     # A slow back-off: the poison is still being retried while the others are applied.
-    sub = subscription(handler, max_deliver=3, backoff_seconds=[0.8])
+    sub = subscription(
+        handler,
+        max_deliver=3,
+        backoff_seconds=[0.8],
+        early_retry_seconds=0.3,
+        early_give_up_seconds=3.0,  # the second waits for the first, which never comes
+    )
     first = thing_envelope("poison", seq=1, org_path="/c1/v1/")
     second = thing_envelope("poison", seq=2, org_path="/c1/v1/")  # waits for the first
     other = thing_envelope("other", seq=1, org_path="/c1/v1/")
@@ -182,7 +188,9 @@ async def test_unreadable_message_is_dead_lettered_at_once(
     sub = subscription(handler, max_deliver=5, backoff_seconds=[0.05])
     message_id = f"m-{uuid.uuid4().hex[:8]}"  # unique: the stream's duplicate window
     await bus.js.publish(
-        f"{bus.root}.testsvc.thing.happened.v1", b"{not json", headers={"Nats-Msg-Id": message_id}
+        f"{bus.root}.testsvc.thing.happened.v1",
+        b"{not json\x00",
+        headers={"Nats-Msg-Id": message_id},
     )
     fine = thing_envelope("fine")
     await publish(bus, fine)
@@ -198,7 +206,8 @@ async def test_unreadable_message_is_dead_lettered_at_once(
         [row] = (await client.get("/v1/dead-letters", headers=platform)).json()["items"]
         assert row["attempts"] == 1, "no retry: parsing again cannot help"
         assert row["event_id"] == message_id and row["event_type"] is None
-        assert row["payload"] == "{not json" and row["headers"] == {"Nats-Msg-Id": message_id}
+        # PostgreSQL text holds no NUL: it is stored as U+FFFD, the message is not lost.
+        assert row["payload"] == "{not json\ufffd" and row["headers"] == {"Nats-Msg-Id": message_id}
         assert counted(sub.durable, "unreadable") == 1
 
         # It belongs to no org: the platform's alone.

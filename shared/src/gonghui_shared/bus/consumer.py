@@ -80,6 +80,11 @@ class Subscription:
     max_deliver: int = 5
     backoff_seconds: list[float] = field(default_factory=lambda: [1.0, 5.0, 15.0, 60.0])
     ack_wait_seconds: float = 30.0
+    # An early event waits for its predecessor, which may be a delivery whose ack NATS lost
+    # (it comes back only after ack_wait): retry it often, and give up only after a time
+    # well past ack_wait, not after max_deliver tries of the failure back-off.
+    early_retry_seconds: float = 1.0
+    early_give_up_seconds: float = 120.0
     # Re-create the pull subscription when nothing arrived for this long while
     # messages are waiting for this consumer.
     stall_seconds: float = 10.0
@@ -304,13 +309,11 @@ class EventConsumer:
         if result.outcome is Outcome.early:
             metrics.CONSUMER_EVENTS.labels(self.durable, "early").inc()
             last = result.last_seq or 0
-            await self._retry_or_give_up(
+            await self._wait_for_predecessor(
                 msg,
                 envelope,
                 f"out of order: aggregate {envelope.aggregate_id} is at {last}, this event is "
                 f"{envelope.aggregate_seq}; {last + 1} has not arrived",
-                "out_of_order",
-                level=logging.INFO,
             )
             return
         await msg.ack()
@@ -320,6 +323,21 @@ class EventConsumer:
     def _backoff(self, delivered: int) -> float:
         steps = self.sub.backoff_seconds
         return steps[max(min(delivered, len(steps)), 1) - 1]
+
+    async def _wait_for_predecessor(self, msg: Msg, envelope: EventEnvelope, error: str) -> None:
+        first = self._first_failure.setdefault(msg.metadata.sequence.stream, datetime.now(UTC))
+        waited = (datetime.now(UTC) - first).total_seconds()
+        if waited >= self.sub.early_give_up_seconds:
+            await self._give_up(msg, envelope, error, "out_of_order")
+            return
+        log.info(
+            "held back (waited %.0fs of %.0fs): %s",
+            waited,
+            self.sub.early_give_up_seconds,
+            error,
+            extra={"event_id": str(envelope.event_id), "event_type": envelope.type},
+        )
+        await msg.nak(delay=self.sub.early_retry_seconds)
 
     async def _retry_or_give_up(
         self, msg: Msg, envelope: EventEnvelope, error: str, reason: str, *, level: int
@@ -490,9 +508,9 @@ class EventConsumer:
             "org_path": envelope.org_path if envelope else None,
             "subject": msg.subject[:255],
             "stream_seq": meta.sequence.stream,
-            "payload": msg.data.decode("utf-8", errors="replace"),
-            "headers": headers or None,
-            "error": error[:4000],
+            "payload": _storable(msg.data.decode("utf-8", errors="replace")),
+            "headers": {k: _storable(v) for k, v in headers.items()} or None,
+            "error": _storable(error[:4000]),
             "attempts": meta.num_delivered,
             "first_failed_at": first,
             "last_failed_at": now,
@@ -550,6 +568,11 @@ class EventConsumer:
                 session, self.tables.dead_letters, self.durable
             )
         metrics.DEAD_LETTERS_UNREPLAYED.labels(self.durable).set(count)
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: a poison message carrying one must still be stored."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _message_id(headers: Mapping[str, str]) -> str | None:
