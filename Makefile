@@ -17,7 +17,7 @@ PYTHON_CANDIDATES := $(strip $(PYTHON) python3.13 python3.12 python3.11 python3)
 
 ARGS ?=
 
-.PHONY: help install run demo test lint migrate revision fuzz clean
+.PHONY: help install run demo test lint migrate revision fuzz bench faults clean
 
 help: ## list the targets
 	@echo "Gonghui developer commands:"
@@ -73,6 +73,16 @@ FUZZ_EXAMPLES ?= 500
 fuzz: install ## schemathesis on every service's OpenAPI, long: make fuzz FUZZ_EXAMPLES=2000
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 FUZZ_BACKENDS=sqlite,postgres \
 		$(BIN)/python -m pytest tests/fuzz $(ARGS)
+
+# Needs PostgreSQL (BENCH_POSTGRES_URL or TEST_POSTGRES_URL) and NATS (NATS_URL, else its own).
+bench: install ## load a generated province and measure it: make bench ARGS="--scale 0.05"
+	$(BIN)/python -m bench $(ARGS)
+
+# `make test` runs the short version (tests/faults/test_faults_short.py: NATS and a service
+# killed). This runs every fault, the database outage on PostgreSQL (TEST_POSTGRES_URL) only;
+# it starts its own nats-server and never touches the shared NATS or PostgreSQL server.
+faults: install ## fault injection under load, a few minutes; the table goes to .faults/report.md
+	$(BIN)/python -m tests.faults $(ARGS)
 
 migrate: install ## upgrade every service database to the latest migration
 	$(BIN)/python scripts/devrun.py --migrate-only

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import httpx
+import pytest
 
 from gateway.config import GatewaySettings
+from gateway.idempotency import service as idempotency
 from gateway.routing.testing import Fake
 from gonghui_shared.permissions import Role
 from gonghui_shared.testing import auth_header, token_for
@@ -76,3 +79,44 @@ async def test_a_failed_answer_frees_the_key(
         failed = await gateway.post("/v1/membership/status/503", json={}, headers=headers)
         assert failed.status_code == 503
     assert len(fakes["membership"].echo.calls) == 2
+
+
+async def test_a_database_blip_neither_loses_the_answer_nor_holds_the_key(
+    gateway: httpx.AsyncClient,
+    fakes: dict[str, Fake],
+    routed_settings: GatewaySettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Storing the answer and freeing the key are retried while the database is briefly
+    unreachable: the first call gets its answer and a retry its replay; a failed call's
+    key is freed, so its retry reaches the service instead of a 409 for minutes."""
+    failures = {"_store": 2, "_release": 2}
+
+    def flaky(name: str) -> Any:
+        real = getattr(idempotency, name)
+
+        async def step(*args: Any) -> None:
+            if failures[name]:
+                failures[name] -= 1
+                raise OSError("connection refused")
+            await real(*args)
+
+        return step
+
+    for name in failures:
+        monkeypatch.setattr(idempotency, name, flaky(name))
+
+    headers = caller(routed_settings, f"blip-{uuid.uuid4()}")
+    body = {"name": "李四"}
+    first = await gateway.post("/v1/membership/applications", json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    retry = await gateway.post("/v1/membership/applications", json=body, headers=headers)
+    assert retry.headers["idempotent-replayed"] == "true" and retry.content == first.content
+
+    headers = caller(routed_settings, f"blip-{uuid.uuid4()}")
+    calls = len(fakes["membership"].echo.calls)
+    for _ in range(2):
+        failed = await gateway.post("/v1/membership/status/503", json={}, headers=headers)
+        assert failed.status_code == 503, failed.text
+    assert len(fakes["membership"].echo.calls) == calls + 2
+    assert failures == {"_store": 0, "_release": 0}

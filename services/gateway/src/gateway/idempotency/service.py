@@ -6,13 +6,18 @@ with it for `idempotency_ttl_seconds`. A retry with the same method, path and bo
 gets that answer again, marked `Idempotent-Replayed: true`, and never reaches the
 service; the same key on a different request is refused (422), and a retry while
 the first is still running gets 409. A 5xx, or a failure before any answer, frees
-the key so the client may try again.
+the key so the client may try again. Freeing the key and storing the answer are
+retried through a short database outage, and an answer that could not be stored is
+still returned: the service did the work, and the caller must hear of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
@@ -27,7 +32,12 @@ from gateway.idempotency.models import IdempotentRequest
 from gonghui_shared.db import Database
 from gonghui_shared.errors import AppError, Conflict, Unprocessable
 
+log = logging.getLogger(__name__)
+
 HEADER = "idempotency-key"
+# How long a request keeps trying to free its key, or store its answer, while the
+# database is unreachable, before leaving the key to `idempotency_in_flight_seconds`.
+BOOKKEEPING_SECONDS = 10.0
 _KEPT_HEADERS = frozenset({"content-type", "location"})
 
 
@@ -74,21 +84,26 @@ async def idempotent(request: Request, subject: str, handler: Handler) -> Respon
     try:
         response = await handler()
         body = b"".join([chunk async for chunk in _chunks(response)])
-    except BaseException:
+    except Exception:
+        await _persist("free", lambda: _release(db, subject, key))
+        raise
+    except BaseException:  # cancelled: no time to wait for the database
         await _release(db, subject, key)
         raise
     if response.status_code >= 500:
-        await _release(db, subject, key)
+        await _persist("free", lambda: _release(db, subject, key))
     else:
         kept = [
             [name.decode("latin-1"), value.decode("latin-1")]
             for name, value in response.raw_headers
             if name.decode("latin-1").lower() in _KEPT_HEADERS
         ]
-        async with db.transaction() as session:
-            row = await session.get(IdempotentRequest, (subject, key))
-            if row is not None:
-                row.status, row.headers, row.body = response.status_code, json.dumps(kept), body
+        # The service has done the work: the caller gets its answer even if it cannot
+        # be stored (a retry then waits for the in-flight limit instead of a replay).
+        await _persist(
+            "store the answer to",
+            lambda: _store(db, subject, key, response.status_code, json.dumps(kept), body),
+        )
     answer = Response(body, status_code=response.status_code, background=response.background)
     answer.raw_headers = [
         (n, v) for n, v in response.raw_headers if n.lower() != b"content-length"
@@ -143,6 +158,40 @@ async def _claim(
                 return row
             await session.delete(row)
     raise IdempotencyInProgress()
+
+
+async def _persist(what: str, step: Callable[[], Awaitable[None]]) -> bool:
+    """Run a bookkeeping step, retrying through a short database outage.
+
+    Without this, a key whose answer could be neither stored nor freed stays "in progress"
+    for `idempotency_in_flight_seconds` (minutes): every retry of the request gets 409,
+    even one the service never saw.
+    """
+    delay, deadline = 0.1, time.monotonic() + BOOKKEEPING_SECONDS
+    while True:
+        try:
+            await step()
+            return True
+        except Exception as exc:  # noqa: BLE001 - the database, unreachable: try again
+            if time.monotonic() + delay > deadline:
+                log.warning(
+                    "cannot %s an idempotency key: %s",
+                    what,
+                    exc,
+                    extra={"error": type(exc).__name__},
+                )
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+async def _store(
+    db: Database, subject: str, key: str, status: int, headers: str, body: bytes
+) -> None:
+    async with db.transaction() as session:
+        row = await session.get(IdempotentRequest, (subject, key))
+        if row is not None:
+            row.status, row.headers, row.body = status, headers, body
 
 
 async def _release(db: Database, subject: str, key: str) -> None:
