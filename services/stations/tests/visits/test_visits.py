@@ -251,6 +251,37 @@ async def test_anonymous_visit_with_services_by_code_or_chinese_label(
     assert event["data"]["services"] == ["drinking_water", "phone_charging", "heating_food"]
 
 
+async def test_a_retry_with_the_same_idempotency_key_returns_the_first_visit(
+    app: FastAPI, api: Api, world: dict[str, Any]
+) -> None:
+    """The answer to a visit can be lost after it was committed (the service restarted;
+    the gateway answered 502); the device retries with the same key, forwarded by the
+    gateway, and the person is counted once."""
+    headers = operator(api, world) | {"Idempotency-Key": "pad-7-visit-0042"}
+    body = {"services": ["drinking_water"]}
+    first = await api.ok("POST", visits_url(world), as_=headers, json=body, expect=201)
+    again = await api.ok("POST", visits_url(world), as_=headers, json=body, expect=201)
+    assert again["id"] == first["id"]
+    other_key = operator(api, world) | {"Idempotency-Key": "pad-7-visit-0043"}
+    second = await api.ok("POST", visits_url(world), as_=other_key, json=body, expect=201)
+    unkeyed = await api.ok(
+        "POST", visits_url(world), as_=operator(api, world), json=body, expect=201
+    )
+    assert len({first["id"], second["id"], unkeyed["id"]}) == 3
+    assert len(await visit_rows(app)) == 3
+    assert len(await recorded_events(app, "stations.visit.recorded")) == 3
+    # The key is the recorder's own: another operator's same key is another visit.
+    colleague = api.headers("station_operator", world["township"], subject="operator-2")
+    theirs = await api.ok(
+        "POST",
+        visits_url(world),
+        as_=colleague | {"Idempotency-Key": "pad-7-visit-0042"},
+        json=body,
+        expect=201,
+    )
+    assert theirs["id"] != first["id"]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, status
 
 from gonghui_shared.deps import PageDep, PrincipalDep, SessionDep
 from gonghui_shared.errors import ERROR_RESPONSES
@@ -25,9 +25,20 @@ async def record_visit(
     principal: PrincipalDep,
     session: SessionDep,
     verifier: CardVerifierDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="the client's key for this visit: a retry with the same key (from "
+            "the same recorder) returns the visit recorded the first time, not a second one",
+        ),
+    ] = None,
 ) -> VisitRead:
     """Record a visit (人次): anonymous, or a member whose card is verified offline."""
-    return service.to_read(await service.record(session, principal, verifier, station_id, body))
+    visit = await service.record(
+        session, principal, verifier, station_id, body, client_key=idempotency_key
+    )
+    return service.to_read(visit)
 
 
 @router.get("/{station_id}/visits/daily")

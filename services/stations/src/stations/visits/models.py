@@ -15,6 +15,8 @@ class Visit(Base):
     __table_args__ = (
         Index("ix_visits_station_day", "station_id", "day"),
         Index("ix_visits_host_path_day", "host_org_path", "day"),
+        # A device's retry (the gateway forwards its Idempotency-Key) finds the first visit.
+        Index("ux_visits_recorder_client_key", "recorded_by", "client_key", unique=True),
     )
 
     id: Mapped[str] = id_column()
@@ -29,3 +31,4 @@ class Visit(Base):
     rating: Mapped[int | None] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(String(500))
     recorded_by: Mapped[str] = mapped_column(String(100))
+    client_key: Mapped[str | None] = mapped_column(String(200))

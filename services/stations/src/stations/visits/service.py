@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gonghui_shared.auth import Principal
@@ -88,6 +90,12 @@ async def _member_facts(session: AsyncSession, card: CardFacts) -> str | None:
     return member.category or card.category
 
 
+async def _by_client_key(session: AsyncSession, recorded_by: str, key: str) -> Visit | None:
+    return await session.scalar(
+        select(Visit).where(Visit.recorded_by == recorded_by, Visit.client_key == key)
+    )
+
+
 async def record(
     session: AsyncSession,
     principal: Principal,
@@ -96,9 +104,18 @@ async def record(
     data: VisitCreate,
     *,
     now: datetime | None = None,
+    client_key: str | None = None,
 ) -> Visit:
-    """Record a visit at an active station in scope; publishes VisitRecorded."""
+    """Record a visit at an active station in scope; publishes VisitRecorded.
+
+    With a `client_key`, a visit this recorder already recorded under it is returned as it
+    is: a request retried after its answer was lost (a service restarted after committing,
+    the gateway answered 502) must not count the person twice.
+    """
     station = await station_in_scope(session, principal, station_id, Action.visits_write)
+    recorded_by = principal.subject[:100]
+    if client_key is not None and (found := await _by_client_key(session, recorded_by, client_key)):
+        return found
     if station.status != StationStatus.active:
         raise StationNotActive(details={"status": station.status})
     now = now or datetime.now(UTC)
@@ -125,10 +142,19 @@ async def record(
         services=[s.value for s in data.services],
         rating=data.rating,
         comment=data.comment,
-        recorded_by=principal.subject[:100],
+        recorded_by=recorded_by,
+        client_key=client_key,
     )
-    session.add(visit)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(visit)
+    except IntegrityError:
+        # The same key, recorded meanwhile by a concurrent retry: that one stands.
+        if client_key is None or not (
+            found := await _by_client_key(session, recorded_by, client_key)
+        ):
+            raise
+        return found
     await publish(
         session,
         VisitRecorded(
