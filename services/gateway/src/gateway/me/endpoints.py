@@ -164,6 +164,7 @@ async def apply_to_join(
     request: Request, caller: MemberCallerDep, upstreams: UpstreamsDep
 ) -> Response:
     """Apply to join a union, for myself (logged in by phone, not a member yet)."""
+
     async def handler() -> Response:
         return relay(await service.apply(upstreams, caller, request))
 
