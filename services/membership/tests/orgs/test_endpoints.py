@@ -44,6 +44,50 @@ async def test_village_union_must_sit_under_a_township_in_its_region(api: Api) -
     assert outside.json()["error"]["details"] == {"field": "region_code"}
 
 
+async def test_county_may_sit_under_its_province_federation(api: Api) -> None:
+    province = await api.ok(
+        "POST",
+        "/v1/orgs",
+        expect=201,
+        json={
+            "org_type": "province_federation",
+            "name": "云南省总工会",
+            "region_code": "530000000000",
+        },
+    )
+    assert province["org_type_label_zh"] == "省总工会"
+    county = await api.child(province, "county_federation", "凤庆县总工会", "530921000000")
+    # The county still numbers its own members, and its subtree is inside the province's.
+    assert county["county_code"] == "530921" and county["depth"] == 1
+    assert county["path"] == f"{province['path']}{county['id']}/"
+    township = await api.child(county, "township_union", "凤山镇工会", "530921101000")
+    assert township["county_code"] == "530921"
+    other_province = await api.client.post(
+        "/v1/orgs",
+        headers=api.platform,
+        json={
+            "parent_id": province["id"],
+            "org_type": "county_federation",
+            "name": "外省县总工会",
+            "region_code": "510104000000",
+        },
+    )
+    assert other_province.status_code == 422
+    assert other_province.json()["error"]["details"] == {"field": "region_code"}
+    under_a_county = await api.client.post(
+        "/v1/orgs",
+        headers=api.platform,
+        json={
+            "parent_id": county["id"],
+            "org_type": "county_federation",
+            "name": "云县总工会",
+            "region_code": "530922000000",
+        },
+    )
+    assert under_a_county.status_code == 422
+    assert under_a_county.json()["error"]["details"] == {"field": "parent_id"}
+
+
 async def test_second_union_for_the_same_village_is_a_conflict(api: Api) -> None:
     _, township, village = await api.tree()
     again = await api.client.post(

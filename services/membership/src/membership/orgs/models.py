@@ -12,6 +12,7 @@ from membership.base import Base, Timestamped, id_column
 
 
 class OrgType(StrEnum):
+    province_federation = "province_federation"  # 省总工会
     county_federation = "county_federation"  # 县总工会
     township_union = "township_union"  # 乡镇（街道）工会
     village_union = "village_union"  # 村（社区）工会
@@ -21,6 +22,7 @@ class OrgType(StrEnum):
 
 
 ORG_TYPE_LABELS_ZH = {
+    OrgType.province_federation: "省总工会",
     OrgType.county_federation: "县总工会",
     OrgType.township_union: "乡镇（街道）工会",
     OrgType.village_union: "村（社区）工会",

@@ -32,7 +32,9 @@ class OrgCreate(BaseModel):
         }
     )
 
-    parent_id: str | None = Field(None, description="null only for a county federation (the root)")
+    parent_id: str | None = Field(
+        None, description="null only for a root: a county (or province) federation"
+    )
     org_type: OrgType
     name: str = Field(min_length=2, max_length=200)
     region_code: str = RegionCode

@@ -14,7 +14,7 @@ from membership.events.publish import publish
 from membership.orgs import repository
 from membership.orgs.models import ORG_TYPE_LABELS_ZH, Org, OrgType
 from membership.orgs.schemas import OrgCreate, OrgRead, OrgUpdate
-from membership.units.statistical_codes import COUNTY, TOWNSHIP, VILLAGE, unit_level
+from membership.units.statistical_codes import COUNTY, PROVINCE, TOWNSHIP, VILLAGE, unit_level
 
 
 class OrgNotFound(NotFound):
@@ -43,10 +43,18 @@ class InvalidPlacement(Unprocessable):
 
 # Territorial unions: which parent type and which region level each needs.
 _TERRITORIAL: dict[OrgType, tuple[OrgType | None, str]] = {
+    OrgType.province_federation: (None, PROVINCE),
     OrgType.county_federation: (None, COUNTY),
     OrgType.township_union: (OrgType.county_federation, TOWNSHIP),
     OrgType.village_union: (OrgType.township_union, VILLAGE),
 }
+# A county federation is a root, or sits under its province's federation (省总工会), so that
+# a province's figures can be shown above its counties.
+_OPTIONAL_PARENT: dict[OrgType, OrgType] = {
+    OrgType.county_federation: OrgType.province_federation,
+}
+# Orgs that number their own members: the county part of their own region code.
+_OWN_COUNTY_CODE = frozenset({OrgType.province_federation, OrgType.county_federation})
 
 
 def to_read(org: Org) -> OrgRead:
@@ -79,6 +87,7 @@ def _check_placement(data: OrgCreate, parent: Org | None) -> None:
                 details={"field": "region_code"},
             )
         if parent_type is None:
+            _check_optional_parent(data, parent)
             return
         if parent is None or parent.org_type != parent_type:
             raise InvalidPlacement(
@@ -105,6 +114,27 @@ def _check_placement(data: OrgCreate, parent: Org | None) -> None:
         raise InvalidPlacement(
             "The region code is not inside the parent's county",
             "区划代码不在上级组织所在县内",
+            details={"field": "region_code"},
+        )
+
+
+def _check_optional_parent(data: OrgCreate, parent: Org | None) -> None:
+    """A root territorial org may still sit under its own province's federation."""
+    if parent is None:
+        return
+    above = _OPTIONAL_PARENT.get(data.org_type)
+    if above is None or parent.org_type != above:
+        raise InvalidPlacement(
+            f"A {data.org_type.value} has no parent organisation"
+            if above is None
+            else f"A {data.org_type.value} is a root or sits under a {above.value}",
+            f"{ORG_TYPE_LABELS_ZH[data.org_type]}不能设在此处",
+            details={"field": "parent_id"},
+        )
+    if data.region_code[:2] != parent.region_code[:2]:
+        raise InvalidPlacement(
+            "The region code is not inside the parent's region",
+            "区划代码不在上级组织的辖区内",
             details={"field": "region_code"},
         )
 
@@ -136,7 +166,11 @@ async def create(session: AsyncSession, principal: Principal, data: OrgCreate) -
         org_type=data.org_type.value,
         name=data.name,
         region_code=data.region_code,
-        county_code=data.region_code[:6] if parent is None else parent.county_code,
+        county_code=(
+            data.region_code[:6]
+            if parent is None or data.org_type in _OWN_COUNTY_CODE
+            else parent.county_code
+        ),
         founded_on=data.founded_on,
         chair_name=data.chair_name,
         lon=data.lon,
