@@ -1,0 +1,189 @@
+"""results.json and results.md: every measurement, the loading, the machine and the versions."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.dataset import Loading, Sizes
+from bench.measure import Result
+
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "pydantic",
+    "sqlalchemy",
+    "asyncpg",
+    "aiosqlite",
+    "nats-py",
+    "httpx",
+)
+COLUMNS = ("measurement", "requests/s", "p50 ms", "p99 ms", "ratio to bare", "target", "met?")
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def document(
+    *,
+    sizes: Sizes,
+    loading: Loading,
+    results: list[Result],
+    database: str,
+    nats_server: str,
+    settings: dict[str, Any],
+    started: datetime,
+) -> dict[str, Any]:
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started_at": started.isoformat(timespec="seconds"),
+        "scale": sizes.scale,
+        "sizes": asdict(sizes),
+        "machine": machine(),
+        "database": database,
+        "nats_server": nats_server,
+        "versions": versions(),
+        "settings": settings,
+        "loading": {
+            "seconds": loading.seconds,
+            "phases": [asdict(p) for p in loading.phases],
+        },
+        "measurements": [asdict(r) for r in results],
+    }
+
+
+def _loads(values: list[float] | None) -> str:
+    return "?" if not values else "/".join(f"{x:.1f}" for x in values)
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _met(value: bool | None) -> str:
+    return "—" if value is None else ("yes" if value else "**no**")
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    sizes = Sizes(**doc["sizes"])
+    m, v, s = doc["machine"], doc["versions"], doc["settings"]
+    lines = [
+        "# Gonghui benchmark",
+        "",
+        f"- scale {doc['scale']}: {sizes.describe()}; a {sizes.roster_rows:,}-row roster file",
+        f"- machine: {m['cores']} cores, {m['platform']}; load average (1, 5, 15 min) "
+        f"{_loads(m.get('load_average_at_start'))} at the start, "
+        f"{_loads(m['load_average_at_end'])} at the end",
+        f"- database: {doc['database']}; NATS {doc['nats_server']}",
+        "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        f"- load: {s['concurrency']} concurrent clients in one separate process (httpx), "
+        f"{s['warmup']} s warm-up then {s['duration']} s per measurement; each service one "
+        f"uvicorn process, database pool {s['pool_size']}+{s['max_overflow']}",
+        f"- started {doc['started_at']}, finished {doc['generated_at']}; "
+        f"loading took {doc['loading']['seconds']:,} s",
+        *_busy_warning(m),
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join(["---", *["---:"] * 4, "---", "---"]) + "|",
+    ]
+    for r in doc["measurements"]:
+        throughput = _number(r["requests_per_s"])
+        if r["unit"] != "req/s" and r["requests_per_s"] is not None:
+            throughput += f" {r['unit']}"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["name"],
+                    throughput,
+                    _number(r["p50_ms"]),
+                    _number(r["p99_ms"]),
+                    _number(r["ratio_to_bare"], 3),
+                    r["target"] or "—",
+                    _met(r["met"]),
+                ]
+            )
+            + " |"
+        )
+    failures = [r for r in doc["measurements"] if r["details"].get("failed")]
+    if failures:
+        lines += ["", "Requests that failed (counted in the figures, and the target not met):"]
+        lines += [
+            f"- {r['name']}: {r['details']['failed']} of {r['details'].get('requests')} "
+            f"(statuses {r['details'].get('statuses')}, "
+            f"transport errors {r['details'].get('transport_errors')})"
+            for r in failures
+        ]
+    busy = [r for r in doc["measurements"] if r["details"].get("cores_busy")]
+    if busy:
+        lines += ["", "Cores each process kept busy during a measurement (CPU s / wall s):", ""]
+        lines += [
+            f"- {r['name']}: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["details"]["cores_busy"].items()))
+            for r in busy
+        ]
+    lines += [
+        "",
+        "## How the data was loaded",
+        "",
+        "| what | path | rows | seconds |",
+        "|---|---|---:|---:|",
+    ]
+    for p in doc["loading"]["phases"]:
+        lines.append(f"| {p['what']} | {p['path']} | {p['rows']:,} | {p['seconds']:,.1f} |")
+    lines += [
+        "",
+        "Ratio to bare: the measurement's requests/s over the bare Starlette endpoint's, served "
+        "and loaded the same way (the local ceiling). Targets are the harness's proposal "
+        "(bench/measure.py); the issue sets none.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _busy_warning(m: dict[str, Any]) -> list[str]:
+    """Other work on the machine skews every figure: say so where the figures are read."""
+    # The start only: by the end the run's own processes count too.
+    at_start = (m.get("load_average_at_start") or [0.0])[0]
+    if m["cores"] and at_start > m["cores"] / 2:
+        return [
+            "",
+            f"**The machine was busy with other work when the run started (load average "
+            f"{at_start:.1f} on {m['cores']} cores): the figures are lower and noisier than "
+            "this code can do.**",
+        ]
+    return []
+
+
+def write(out: Path, doc: dict[str, Any]) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / "results.json", out / "results.md"
+    json_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    md_path.write_text(markdown(doc))
+    return json_path, md_path

@@ -1,0 +1,358 @@
+"""`make bench`: load a generated province into the platform, then measure it on loopback.
+
+    .venv/bin/python -m bench                       # scale 1: a million members, long
+    .venv/bin/python -m bench --scale 0.05 --duration 20
+    make bench ARGS="--scale 0.01 --duration 10"
+
+In order: fresh databases (PostgreSQL at --postgres-url, else TEST_POSTGRES_URL; SQLite
+with --backend sqlite), migrated; the four services and a bare Starlette app as uvicorn
+processes on one NATS; the province loaded in-process through the services' own write code
+(bench/dataset.py), its events relayed and consumed until every outbox and consumer is
+idle; then the measurements (bench/measure.py), each from a load generator in a process
+of its own; last the results, as .bench/results.json and .bench/results.md. Everything
+the run made is removed at the end; --keep leaves its folder (logs, specs) in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+from sqlalchemy import text
+
+from bench import dataset, measure, report
+from bench.dataset import Loading, Sizes
+from bench.measure import Result, Runner
+from bench.stack import BARE, REPO, SERVICES, Stack, running_stack, wait_until_quiet
+from gonghui_shared.db import normalise_url
+from gonghui_shared.permissions import Role
+
+DEFAULT_OUT = REPO / ".bench"
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=(__doc__ or "").splitlines()[0]
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="share of the full province (default 1.0)"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (.bench/)")
+    parser.add_argument(
+        "--duration", type=float, default=20.0, help="measured seconds per measurement"
+    )
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
+    parser.add_argument("--concurrency", type=int, default=16, help="clients in flight at once")
+    parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("TEST_POSTGRES_URL"),
+        help="a server where bench_* databases may be made and dropped "
+        "(default BENCH_POSTGRES_URL, else TEST_POSTGRES_URL)",
+    )
+    parser.add_argument(
+        "--load-workers", type=int, default=3, help="in-process loaders running at once"
+    )
+    parser.add_argument(
+        "--roster-rows", type=int, help="rows of the roster file (default 100,000 × scale)"
+    )
+    parser.add_argument("--pool-size", type=int, default=4, help="each service's database pool")
+    parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, specs)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: text.split(","),
+        metavar="KEY,KEY",
+        help=f"only these measurements (and the bare one): {', '.join(measure.TARGETS)}",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="KEY",
+        choices=sorted(measure.TARGETS),
+        help="sample that measurement's service with py-spy (installed separately) into "
+        "--out/profile-KEY.md",
+    )
+    args = parser.parse_args(argv)
+    unknown = set(args.only or ()) - set(measure.TARGETS)
+    if unknown:
+        parser.error(f"no such measurement: {', '.join(sorted(unknown))}")
+    if not 0 < args.scale <= 1:
+        parser.error("--scale is a share of the full province: more than 0, at most 1")
+    if args.backend == "postgres" and not args.postgres_url:
+        parser.error(
+            "no PostgreSQL: pass --postgres-url or set TEST_POSTGRES_URL (or use --backend sqlite)"
+        )
+    return args
+
+
+def events_timeout(sizes: Sizes) -> float:
+    """Bounded, however slow the machine: ~20 ms an event, at least five minutes."""
+    events = sizes.members * 2 + sizes.person_times * 2 + sizes.stations
+    return max(300.0, events * 0.02)
+
+
+async def database_version(stack: Stack) -> str:
+    if stack.backend == "sqlite":
+        return f"SQLite {sqlite3.sqlite_version}"
+    db = stack.database("membership")
+    try:
+        async with db.engine.connect() as conn:
+            version = str(await conn.scalar(text("SHOW server_version")))
+    finally:
+        await db.dispose()
+    return f"PostgreSQL {version.split()[0]}"
+
+
+async def nats_version(stack: Stack) -> str:
+    nc = await nats.connect(stack.nats_url, connect_timeout=2)
+    try:
+        version = nc.connected_server_version
+        return f"{version.major}.{version.minor}.{version.patch}"
+    finally:
+        await nc.close()
+
+
+async def analyse(stack: Stack) -> None:
+    """What autovacuum does soon after a bulk load: planner statistics, the visibility map."""
+    if stack.backend != "postgres":
+        return
+    for name in SERVICES:
+        db = stack.database(name)
+        try:
+            async with db.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text("VACUUM ANALYZE"))
+        finally:
+            await db.dispose()
+
+
+async def timed(loading: Loading, what: str, path: str, rows: int, work: Any) -> Any:
+    started = time.perf_counter()
+    result = await work
+    seconds = time.perf_counter() - started
+    loading.add(what, path, rows, seconds)
+    say(f"{what}: {rows:,} in {seconds:,.1f} s")
+    return result
+
+
+async def load(
+    stack: Stack, sizes: Sizes, args: argparse.Namespace, loading: Loading
+) -> tuple[dataset.Province, dataset.WriteFixtures, dataset.MembershipLoader]:
+    say(f"loading {sizes.describe()}")
+    members = dataset.MembershipLoader(stack, sizes, say)
+    province = await timed(
+        loading,
+        "membership: province, counties, townships, villages; a roster per village, "
+        "imported and approved",
+        "in-process units.import_units, orgs.create, rosters.import_roster (csv), "
+        "admissions.approve_roster",
+        sizes.members,
+        members.load(args.load_workers),
+    )
+    timeout = events_timeout(sizes)
+    await timed(
+        loading,
+        "events: membership's → training's and stations' replicas, the gateway's read model",
+        "outbox relays, NATS, the running services' consumers",
+        sizes.members,
+        wait_until_quiet(stack, say, timeout),
+    )
+    stations = dataset.StationsLoader(stack, sizes, say)
+    try:
+        await timed(
+            loading,
+            "stations: opened across the villages",
+            "in-process stations.create",
+            sizes.stations,
+            stations.load(province, args.load_workers),
+        )
+    finally:
+        await stations.close()
+    training = dataset.TrainingLoader(stack, sizes, say)
+    try:
+        await timed(
+            loading,
+            "training: sessions of 25 people over 2 days, every day attended (person-times)",
+            "in-process courses.create, sessions.schedule/open/start, enrolments.enrol, "
+            "attendance.check_in",
+            sizes.person_times,
+            training.load(province, args.load_workers),
+        )
+        needed = measure.write_plan_size(args.concurrency, args.warmup, args.duration)
+        fixtures = await timed(
+            loading,
+            "training: sessions for the write measurements (enrolling, in progress)",
+            "in-process, as above",
+            2 * args.concurrency,
+            training.write_fixtures(province.counties[0], args.concurrency, needed),
+        )
+    finally:
+        await training.close()
+    await timed(
+        loading,
+        "events: stations' and training's → the gateway's read model",
+        "outbox relays, NATS, the running services' consumers",
+        sizes.stations + 2 * sizes.person_times,
+        wait_until_quiet(stack, say, timeout),
+    )
+    if stack.backend == "postgres":
+        await timed(loading, "VACUUM ANALYZE every database", "SQL", 0, analyse(stack))
+    return province, fixtures, members
+
+
+async def verify(stack: Stack, province: dataset.Province, sizes: Sizes) -> dict[str, int]:
+    """The gateway's read model holds everything loaded, before anything is measured."""
+    headers = measure.Callers.of(stack, Role.platform_admin, None, 1).headers[0]
+    async with httpx.AsyncClient(base_url=stack.base("gateway"), timeout=120) as client:
+        response = await client.get(
+            "/v1/dashboard/overview", params={"org_id": province.org.id}, headers=headers
+        )
+    response.raise_for_status()
+    figures = response.json()["figures"]
+    shown = {
+        "members": figures["members"]["active"],
+        "stations": figures["stations"]["total"],
+        "person_times": figures["training"]["person_times"],
+    }
+    loaded = {"members": sizes.members, "stations": sizes.stations}
+    loaded["person_times"] = sizes.person_times
+    if any(shown[key] < loaded[key] for key in loaded):
+        raise RuntimeError(f"the gateway's read model shows {shown}, loaded {loaded}")
+    say(
+        f"the gateway's province overview shows {shown['members']:,} members, "
+        f"{shown['stations']:,} stations, {shown['person_times']:,} person-times"
+    )
+    return shown
+
+
+async def measure_all(
+    stack: Stack,
+    province: dataset.Province,
+    fixtures: dataset.WriteFixtures,
+    members: dataset.MembershipLoader,
+    sizes: Sizes,
+    args: argparse.Namespace,
+    folder: Path,
+) -> list[Result]:
+    runner = Runner(
+        stack,
+        folder,
+        args.concurrency,
+        args.duration,
+        args.warmup,
+        say,
+        profile=args.profile,
+        out=args.out,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    county = province.counties[0]
+    village = county.villages[0]
+    say("measuring")
+    reads = [
+        ("member_gateway", "GET /v1/members/{member_no} through the gateway", "gateway",
+         lambda: measure.member_lookups(stack, county, via_gateway=True)),
+        ("member_direct", "GET /v1/members/{member_no} on membership directly", "membership",
+         lambda: measure.member_lookups(stack, county, via_gateway=False)),
+        ("dashboard_province", f"dashboard overview: province ({sizes.members:,} members)",
+         "gateway", lambda: measure.overviews(stack, province.org, Role.county_admin)),
+        ("dashboard_county", f"dashboard overview: county ({len(county.member_nos):,} members)",
+         "gateway", lambda: measure.overviews(stack, county.org, Role.county_admin)),
+        ("dashboard_village", "dashboard overview: village", "gateway",
+         lambda: measure.overviews(stack, village, Role.org_chair)),
+        ("nearby", f"nearby stations, 15 min walk, amenity {measure.NEARBY_AMENITY}, via gateway",
+         "gateway", lambda: measure.nearby_searches(stack, province)),
+    ]  # fmt: skip
+    writes = [
+        ("enrolment", "POST enrolment (training directly)", fixtures.enrolments),
+        ("attendance", "POST attendance check-in (training directly)", fixtures.check_ins),
+    ]
+    wanted = set(args.only or measure.TARGETS)
+    results = [
+        await runner.http(BARE, "bare Starlette JSON endpoint (ceiling)", BARE, [{"path": "/json"}])
+    ]
+    for key, name, service, plan in reads:
+        if key in wanted:
+            results.append(await runner.http(key, name, service, plan()))
+    for key, name, bodies in writes:
+        if key in wanted:
+            requests = measure.writes(stack, county, bodies)
+            results.append(await runner.http(key, name, "training", requests, once=True))
+    if "event_latency" in wanted:
+        await runner.settle()
+        results.append(await measure.event_latency(stack, county, args.duration, say))
+    if "roster_import" in wanted:
+        await runner.settle()
+        rows = [dataset.person(n, county.org.region_code) for n in dataset.roster_people(sizes)]
+        imported, seconds = await members.import_xlsx(village, rows)
+        results.append(measure.roster_result(imported, seconds, say))
+    return measure.with_ratios(results)
+
+
+async def run(args: argparse.Namespace, folder: Path) -> tuple[Path, Path]:
+    started_at = datetime.now(UTC)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    sizes = Sizes.at(args.scale, args.roster_rows)
+    loading = Loading()
+    admin_url = normalise_url(args.postgres_url) if args.backend == "postgres" else None
+    async with running_stack(
+        args.backend, admin_url, folder, say, pool_size=args.pool_size, max_overflow=args.pool_size
+    ) as stack:
+        province, fixtures, members = await load(stack, sizes, args, loading)
+        await verify(stack, province, sizes)
+        try:
+            results = await measure_all(stack, province, fixtures, members, sizes, args, folder)
+        finally:
+            await members.close()
+        doc = report.document(
+            sizes=sizes,
+            loading=loading,
+            results=results,
+            database=await database_version(stack),
+            nats_server=await nats_version(stack),
+            settings={
+                "concurrency": args.concurrency,
+                "duration": args.duration,
+                "warmup": args.warmup,
+                "pool_size": stack.pool_size,
+                "max_overflow": stack.max_overflow,
+                "load_workers": args.load_workers,
+                "backend": args.backend,
+            },
+            started=started_at,
+        )
+        doc["machine"]["load_average_at_start"] = load_at_start
+    return report.write(args.out, doc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # The dev keys are expected here, and the services' own warnings go to their logs.
+    logging.basicConfig(level=logging.ERROR)
+    folder = Path(tempfile.mkdtemp(prefix="gonghui-bench-"))
+    ok = False
+    try:
+        json_path, md_path = asyncio.run(run(args, folder))
+        ok = True
+    finally:
+        if ok and not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            say(f"logs and specs kept in {folder}")
+    print(md_path.read_text())
+    say(f"wrote {json_path} and {md_path}")
+    return 0
