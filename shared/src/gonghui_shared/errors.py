@@ -239,9 +239,10 @@ def is_database_outage(exc: BaseException) -> bool:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    """503 `database_unavailable` for an outage (the client may retry), 500 for the rest."""
+    """503 `database_unavailable` for an outage (the client may retry); anything else goes
+    on as the unexpected error it is, so the exception is counted and logged like any other."""
     if not is_database_outage(exc):
-        return await _unexpected(request, exc)
+        raise exc
     log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
     error = DatabaseUnavailable()
     response = error_response(error.status_code, error.code, error.text, error.text_zh)

@@ -98,7 +98,7 @@ async def test_a_database_blip_neither_loses_the_answer_nor_holds_the_key(
         async def step(*args: Any) -> None:
             if failures[name]:
                 failures[name] -= 1
-                raise OSError("connection refused")
+                raise ConnectionRefusedError(111, "connection refused")  # as asyncpg raises it
             await real(*args)
 
         return step

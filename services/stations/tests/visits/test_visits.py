@@ -280,6 +280,14 @@ async def test_a_retry_with_the_same_idempotency_key_returns_the_first_visit(
         expect=201,
     )
     assert theirs["id"] != first["id"]
+    # The same key for another station names another request: refused, nothing recorded.
+    elsewhere = await open_station(api, world["township"])
+    reused = await api.client.post(
+        f"/v1/stations/{elsewhere['id']}/visits", headers=headers, json=body
+    )
+    assert reused.status_code == 422
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+    assert len(await visit_rows(app)) == 4
 
 
 @pytest.mark.parametrize(

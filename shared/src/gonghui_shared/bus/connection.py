@@ -155,20 +155,24 @@ class Bus:
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
         )
 
-    async def ensure_stream(self, service: str) -> str:
-        """Create or update the stream that holds `service`'s events; safe to repeat."""
+    async def ensure_stream(self, service: str, *, update: bool = True) -> str:
+        """Create the stream that holds `service`'s events, or bring its settings up to date;
+        safe to repeat. Only the owner updates (`update=False` for a consumer): otherwise,
+        during a rolling upgrade, old and new consumers would flip the producer's settings."""
         config = self.stream_config(service)
         name = config.name
         assert name is not None
         try:
             await self.js.stream_info(name)
-            await self.js.update_stream(config)
+            if update:
+                await self.js.update_stream(config)
         except NotFoundError:
             try:
                 await self.js.add_stream(config)
             except BadRequestError:
                 # Another instance created it between our look and our add.
-                await self.js.update_stream(config)
+                if update:
+                    await self.js.update_stream(config)
         self._streams.add(name)
         return name
 

@@ -204,7 +204,7 @@ class EventConsumer:
         """Create or update the durable consumer and bind a pull subscription to it."""
         while not self._stopping:
             try:
-                await self.bus.ensure_stream(self.sub.source)
+                await self.bus.ensure_stream(self.sub.source, update=False)
                 self._reconnects_seen = self.bus.reconnects
                 try:
                     # Create or update: a changed configuration reaches an existing durable.
@@ -298,6 +298,11 @@ class EventConsumer:
             span.set_attribute("gonghui.event.type", envelope.type)
         try:
             result = await self.apply_in_order(envelope, event)
+        except PositionMoved:
+            # Another instance applied this aggregate meanwhile: no failure, look again now
+            # (it will be a duplicate, or next in line).
+            await msg.nak()
+            return
         except Exception as exc:  # noqa: BLE001 - redeliver with back-off
             metrics.CONSUMER_FAILED.labels(self.durable).inc()
             mark_failed(span, exc)

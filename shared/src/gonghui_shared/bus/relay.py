@@ -114,6 +114,9 @@ class OutboxRelay:
         await self._ensure_stream()
         while True:
             published = 0
+            # Cleared before the attempt, not in _back_off: NATS may come back while a
+            # publish is still timing out, and that reconnect must still end the back-off.
+            self._resume.clear()
             try:
                 if await self._lead():
                     published = await self.publish_batch()
@@ -137,7 +140,6 @@ class OutboxRelay:
     async def _back_off(self, seconds: float) -> None:
         """Sleep after a failure, but no longer than until NATS reconnects: otherwise the
         events of a long outage would wait out the full back-off after NATS is back."""
-        self._resume.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._resume.wait(), seconds)
 

@@ -18,7 +18,9 @@ async def store(session: AsyncSession, table: Table, row: dict[str, Any]) -> Non
     if row.get("event_id") is None:
         await session.execute(insert(table).values(**row))
         return
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    on_postgres = session.get_bind().dialect.name == "postgresql"
+    module = postgresql if on_postgres else sqlite
+    greatest = func.greatest if on_postgres else func.max  # SQLite's two-argument max()
     upsert = module.insert(table).values(**row)
     fresh = upsert.excluded
     await session.execute(
@@ -30,7 +32,9 @@ async def store(session: AsyncSession, table: Table, row: dict[str, Any]) -> Non
                 "payload": fresh.payload,
                 "headers": fresh.headers,
                 "error": fresh.error,
-                "attempts": table.c.attempts + fresh.attempts,
+                # num_delivered is JetStream's running count: a second give-up on the same
+                # message (its term lost) must not count the first deliveries again.
+                "attempts": greatest(table.c.attempts, fresh.attempts),
                 "last_failed_at": fresh.last_failed_at,
                 "replayed_at": None,
                 "replayed_by": None,

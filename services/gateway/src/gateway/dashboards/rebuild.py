@@ -165,7 +165,7 @@ async def replay(
     """Apply `source`'s stream, from its first message to its last one now."""
     report = SourceReplay(source=source)
     started = time.monotonic()
-    stream = await bus.ensure_stream(source)
+    stream = await bus.ensure_stream(source, update=False)
     state = (await bus.js.stream_info(stream)).state
     report.to_read, last = state.messages, state.last_seq
     if not report.to_read:

@@ -30,7 +30,7 @@ from gateway.base import utcnow
 from gateway.config import GatewaySettings
 from gateway.idempotency.models import IdempotentRequest
 from gonghui_shared.db import Database
-from gonghui_shared.errors import AppError, Conflict, Unprocessable
+from gonghui_shared.errors import AppError, Conflict, Unprocessable, is_database_outage
 
 log = logging.getLogger(__name__)
 
@@ -160,27 +160,28 @@ async def _claim(
     raise IdempotencyInProgress()
 
 
-async def _persist(what: str, step: Callable[[], Awaitable[None]]) -> bool:
+async def _persist(what: str, step: Callable[[], Awaitable[None]]) -> None:
     """Run a bookkeeping step, retrying through a short database outage.
 
     Without this, a key whose answer could be neither stored nor freed stays "in progress"
     for `idempotency_in_flight_seconds` (minutes): every retry of the request gets 409,
-    even one the service never saw.
+    even one the service never saw. Only an outage is waited out; any other error is a bug
+    that waiting will not mend.
     """
     delay, deadline = 0.1, time.monotonic() + BOOKKEEPING_SECONDS
     while True:
         try:
             await step()
-            return True
-        except Exception as exc:  # noqa: BLE001 - the database, unreachable: try again
-            if time.monotonic() + delay > deadline:
+            return
+        except Exception as exc:  # noqa: BLE001 - logged; the caller still gets its answer
+            if not is_database_outage(exc) or time.monotonic() + delay > deadline:
                 log.warning(
                     "cannot %s an idempotency key: %s",
                     what,
                     exc,
                     extra={"error": type(exc).__name__},
                 )
-                return False
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 

@@ -106,8 +106,8 @@ def _check_placement(data: OrgCreate, parent: Org | None) -> None:
     # Enterprise and system unions and union federations may sit under any org of the county.
     if parent is None:
         raise InvalidPlacement(
-            "Only a county federation can be a root",
-            "只有县总工会可以作为根组织",
+            "Only a province or county federation can be a root",
+            "只有省总工会或县总工会可以作为根组织",
             details={"field": "parent_id"},
         )
     if data.region_code[:6] != parent.county_code:

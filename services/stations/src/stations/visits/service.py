@@ -35,6 +35,12 @@ MAX_DAILY_RANGE = 366
 ENDED_STATUSES = frozenset({"withdrawn", "lapsed", "expelled"})
 
 
+class IdempotencyKeyReused(Unprocessable):
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was used for a visit at another station"
+    message_zh = "该幂等键已用于另一站点的服务登记"
+
+
 class StationNotActive(Conflict):
     code = "station_not_active"
     message = "Visits are recorded only at an active station"
@@ -96,6 +102,13 @@ async def _by_client_key(session: AsyncSession, recorded_by: str, key: str) -> V
     )
 
 
+def _same_station(visit: Visit, station_id: str) -> Visit:
+    """A key names one request: the same key for another station is a client's mistake."""
+    if visit.station_id != station_id:
+        raise IdempotencyKeyReused(details={"field": "Idempotency-Key"})
+    return visit
+
+
 async def record(
     session: AsyncSession,
     principal: Principal,
@@ -115,7 +128,7 @@ async def record(
     station = await station_in_scope(session, principal, station_id, Action.visits_write)
     recorded_by = principal.subject[:100]
     if client_key is not None and (found := await _by_client_key(session, recorded_by, client_key)):
-        return found
+        return _same_station(found, station_id)
     if station.status != StationStatus.active:
         raise StationNotActive(details={"status": station.status})
     now = now or datetime.now(UTC)
@@ -145,16 +158,18 @@ async def record(
         recorded_by=recorded_by,
         client_key=client_key,
     )
-    try:
-        async with session.begin_nested():
-            session.add(visit)
-    except IntegrityError:
-        # The same key, recorded meanwhile by a concurrent retry: that one stands.
-        if client_key is None or not (
-            found := await _by_client_key(session, recorded_by, client_key)
-        ):
-            raise
-        return found
+    if client_key is None:
+        session.add(visit)
+        await session.flush()
+    else:
+        try:
+            async with session.begin_nested():  # a savepoint only where a retry may collide
+                session.add(visit)
+        except IntegrityError:
+            # The same key, recorded meanwhile by a concurrent retry: that one stands.
+            if not (found := await _by_client_key(session, recorded_by, client_key)):
+                raise
+            return _same_station(found, station_id)
     await publish(
         session,
         VisitRecorded(

@@ -5,7 +5,7 @@ recorder, so a retry after a lost answer returns the first visit. Null on older 
 
 Revision ID: 5b0f3c1d9a27
 Revises: dded6824becd
-Create Date: 2026-11-27 16:40:00
+Create Date: 2026-11-29 11:00:00
 """
 
 from __future__ import annotations
