@@ -86,7 +86,11 @@ async def test_events_arriving_out_of_order_are_applied_in_order_once(
     stale_copy = thing_envelope("t", seq=1)  # another id, a number already applied
     for envelope in (second, fourth, first, first, stale_copy, noted):
         await publish(bus, envelope)
-    sub = subscription(Tally(), backoff_seconds=[0.1])
+    # A redelivery that lands just as a pull request expires is seen by nats-py only when
+    # ack_wait sends it again (30 s by default): a short ack_wait keeps this test about order.
+    sub = subscription(
+        Tally(), backoff_seconds=[0.1], early_retry_seconds=0.2, ack_wait_seconds=2.0
+    )
     consumer = EventConsumer(db, bus, inbox, sub)
     consumer.start()
     try:
