@@ -53,7 +53,10 @@ async def test_create_admin_prints_a_generated_password_once_and_is_idempotent(
     assert status == 0 and "exists; nothing changed" in again and password not in again
     # The installed entry point, as scripts/devrun.py runs it: still nothing changes.
     script = Path(sys.executable).parent / "gonghui-gateway"
-    result = subprocess.run(
+    # In a thread: a blocked event loop would keep the in-process gateway's open SQLite
+    # transaction (its relay, its consumers) holding the lock the command waits for.
+    result = await asyncio.to_thread(
+        subprocess.run,
         [str(script), "create-admin"],
         env={**os.environ, **cli_env},
         capture_output=True,
