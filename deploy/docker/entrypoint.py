@@ -53,6 +53,11 @@ def serve_argv(service: str, port: int) -> list[str]:
         str(port),
         "--lifespan",
         "on",
+        # The event loop and HTTP parser written in C (uvicorn[standard] brings both).
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
         # The app logs one JSON line per request itself; uvicorn's line would repeat it.
         "--no-access-log",
         "--timeout-graceful-shutdown",

@@ -13,7 +13,9 @@ JWKS while keys rotate).
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -96,6 +98,10 @@ class VerifiedToken:
     claims: dict[str, Any]
 
 
+# Distinct tokens remembered as verified per verifier: a few thousand callers at once.
+VERIFIED_TOKENS_KEPT = 4096
+
+
 class TokenVerifier:
     """Verifies tokens with one public key, or with each key of a JWKS (picked by `kid`)."""
 
@@ -104,6 +110,11 @@ class TokenVerifier:
         if not keys:
             raise ValueError("a verifier needs at least one public key")
         self._keys = {key_id(key): key for key in keys}
+        # Token -> what it verified to. A caller sends the same token with every request
+        # until it expires, and an Ed25519 verification costs more than the rest of a
+        # small request's authentication: each token is verified once, then remembered
+        # until its `exp` (checked on every use), in a bounded least-recently-used map.
+        self._verified: OrderedDict[str, VerifiedToken] = OrderedDict()
 
     @property
     def public_keys(self) -> list[Ed25519PublicKey]:
@@ -114,6 +125,23 @@ class TokenVerifier:
 
     def decode(self, token: str) -> VerifiedToken:
         """Check the token and return its principal, `jti` and expiry; Unauthorized if bad."""
+        verified = self._verified.get(token)
+        if verified is not None:
+            if verified.expires_at > time.time():
+                # KeyError: a caller in another thread let it go meanwhile; no matter.
+                with contextlib.suppress(KeyError):
+                    self._verified.move_to_end(token)
+                return verified
+            self._verified.pop(token, None)
+            raise Unauthorized("The token has expired", "令牌已过期")
+        verified = self._decode(token)
+        self._verified[token] = verified
+        while len(self._verified) > VERIFIED_TOKENS_KEPT:
+            with contextlib.suppress(KeyError):
+                self._verified.popitem(last=False)
+        return verified
+
+    def _decode(self, token: str) -> VerifiedToken:
         invalid = Unauthorized("The token is invalid", "令牌无效")
         try:
             kid = jwt.get_unverified_header(token).get("kid")
@@ -213,7 +241,7 @@ class TokenIssuer:
 _bearer = HTTPBearer(auto_error=False, description="JWT issued by the gateway")
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -87,8 +88,27 @@ def create_engine(url: str, *, connect_timeout: float | None = None, **kwargs: A
     kwargs.setdefault("max_overflow", 10)
     if connect_timeout is not None:
         kwargs.setdefault("connect_args", {})["timeout"] = connect_timeout
-    # pre-ping: connections pooled before an outage are replaced, not handed out broken.
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    _replace_closed_connections(engine)
+    return engine
+
+
+def _replace_closed_connections(engine: AsyncEngine) -> None:
+    """Connections pooled before an outage are replaced, not handed out broken.
+
+    SQLAlchemy's `pool_pre_ping` would do it with a round trip (BEGIN, a ping, ROLLBACK on
+    asyncpg) at every checkout, which measured as much as the query of a member lookup.
+    asyncpg learns of a closed socket by itself, so asking it costs nothing; a connection
+    that died silently fails its first statement, and SQLAlchemy then invalidates the
+    whole pool, so only that request sees the outage (503 `database_unavailable`).
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            # The pool discards this connection and checks out (or opens) another.
+            raise sa_exc.DisconnectionError("the pooled connection was closed")
 
 
 def _make_sqlite_serialisable(engine: AsyncEngine) -> None:
