@@ -277,6 +277,15 @@ ADMISSION_CASES = [
         ),
     ),
     Case(
+        "approve roster in batches",
+        Action.applications_decide,
+        lambda w: (
+            "POST",
+            f"/v1/rosters/{w['roster_to_approve']['id']}/approve-in-batches",
+            {"approval_doc_no": DOC_NO},
+        ),
+    ),
+    Case(
         "submit application",
         Action.applications_submit,
         lambda w: ("POST", "/v1/applications", applicant() | {"org_id": w["village"]["id"]}),

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gonghui_shared.auth import Principal
-from gonghui_shared.deps import PageDep, PrincipalDep, SessionDep
+from gonghui_shared.deps import PageDep, PrincipalDep, RuntimeDep, SessionDep
 from gonghui_shared.errors import ERROR_RESPONSES
 from gonghui_shared.pagination import PageOut, page_of
 from gonghui_shared.permissions import Action
@@ -23,6 +23,7 @@ from membership.admissions.schemas import (
     RejectionCreate,
     RosterApplicationsAdd,
     RosterApprovalRead,
+    RosterBatchApprovalRead,
     RosterCreate,
     RosterRead,
     SelfApplicationCreate,
@@ -104,6 +105,32 @@ async def approve_roster(
         approved=len(admitted),
         member_nos=[a.member.member_no for a in admitted],
         skipped=[SkippedApplication(application_id=i, code=code) for i, code in skipped],
+    )
+
+
+@router.post("/rosters/{roster_id}/approve-in-batches")
+async def approve_roster_in_batches(
+    roster_id: str,
+    body: ApprovalCreate,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    batch_size: Annotated[int, Query(ge=1, le=5000, description="applications a batch")] = (
+        service.APPROVAL_BATCH
+    ),
+) -> RosterBatchApprovalRead:
+    """Approve a large roster (批复) batch by batch, each batch committed on its own.
+
+    Same permission and outcome as `/approve`; for rosters of many thousands. Should it
+    fail part way, the batches before stay approved, and calling it again approves the rest.
+    """
+    result = await service.approve_roster_in_batches(
+        runtime.db, principal, roster_id, body.approval_doc_no, batch_size=batch_size
+    )
+    return RosterBatchApprovalRead(
+        approved=result.approved,
+        member_nos=result.member_nos,
+        skipped=[SkippedApplication(application_id=i, code=code) for i, code in result.skipped],
+        batches=result.batches,
     )
 
 

@@ -79,16 +79,65 @@ async def applications_for_update(session: AsyncSession, ids: Sequence[str]) -> 
 
 
 async def roster_applications_for_update(
-    session: AsyncSession, roster_id: str, status: ApplicationStatus
+    session: AsyncSession,
+    roster_id: str,
+    status: ApplicationStatus,
+    *,
+    after_id: str | None = None,
+    limit: int | None = None,
 ) -> list[Application]:
-    rows = await session.scalars(
-        select(Application)
-        .where(Application.roster_id == roster_id, Application.status == status)
-        .order_by(Application.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    """The roster's applications in `status`, locked, in id order; `after_id` and `limit`
+    take them a batch at a time."""
+    query = select(Application).where(
+        Application.roster_id == roster_id, Application.status == status
     )
+    if after_id is not None:
+        query = query.where(Application.id > after_id)
+    query = query.order_by(Application.id).limit(limit)
+    rows = await session.scalars(query.with_for_update().execution_options(populate_existing=True))
     return list(rows)
+
+
+async def active_members_among(session: AsyncSession, id_number_hashes: Sequence[str]) -> set[str]:
+    """Which of these people (by ID number hash) are active members already."""
+    found: set[str] = set()
+    # A bound parameter each: a few hundred a query, far below the drivers' limits.
+    for start in range(0, len(id_number_hashes), _LOOKUP_BATCH):
+        batch = id_number_hashes[start : start + _LOOKUP_BATCH]
+        found.update(
+            await session.scalars(
+                select(Member.id_number_hash).where(
+                    Member.id_number_hash.in_(batch), Member.status == MemberStatus.active
+                )
+            )
+        )
+    return found
+
+
+_LOOKUP_BATCH = 500
+
+
+async def reserve_member_sequences(
+    session: AsyncSession, county_code: str, year: int, count: int
+) -> int:
+    """Take `count` consecutive sequence values of (county, year); returns the last one.
+
+    The same row lock as `next_member_sequence`: the block is the caller's alone.
+    """
+    table = cast(Table, MemberNumberSequence.__table__)
+    await session.execute(
+        insert_ignoring_conflicts(session, table).values(
+            county_code=county_code, year=year, last_value=0
+        )
+    )
+    value = await session.scalar(
+        update(table)
+        .where(table.c.county_code == county_code, table.c.year == year)
+        .values(last_value=table.c.last_value + count)
+        .returning(table.c.last_value)
+    )
+    assert value is not None  # the row was inserted above if it was missing
+    return int(value)
 
 
 async def list_applications(

@@ -260,3 +260,9 @@ class RosterApprovalRead(BaseModel):
     approved: int
     member_nos: list[str]
     skipped: list[SkippedApplication]
+
+
+class RosterBatchApprovalRead(RosterApprovalRead):
+    """The result of approving a whole roster (批复) in batches, one transaction each."""
+
+    batches: int = Field(description="transactions it took; each committed on its own")

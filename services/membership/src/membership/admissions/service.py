@@ -18,12 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gonghui_shared.audit import mark_personal_data_read
 from gonghui_shared.auth import Principal
+from gonghui_shared.bus.outbox import OutboxItem, record_events
 from gonghui_shared.clock import CHINA
 from gonghui_shared.contracts.membership import (
     ApplicationRejected,
     ApplicationSubmitted,
     MemberApproved,
 )
+from gonghui_shared.db import Database
 from gonghui_shared.errors import Conflict, Forbidden, NotFound, OutOfScope, Unprocessable
 from gonghui_shared.identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_id_number
 from gonghui_shared.ids import new_id
@@ -49,7 +51,8 @@ from membership.admissions.schemas import (
     SelfApplicationCreate,
     StatusCounts,
 )
-from membership.audit.service import history, record_transition
+from membership.audit.service import Step, history, record_transition, record_transitions
+from membership.base import outbox
 from membership.events.publish import publish
 from membership.members.models import Member, MemberStatus
 from membership.orgs import repository as orgs_repository
@@ -542,26 +545,243 @@ async def approve(
     return await _admit(session, principal, application, org, approval_doc_no, datetime.now(UTC))
 
 
+# Applications admitted together (with a few statements for them all); in
+# `approve_roster_in_batches`, also what one transaction approves.
+APPROVAL_BATCH = 1000
+
+
 async def approve_roster(
     session: AsyncSession, principal: Principal, roster_id: str, approval_doc_no: str
 ) -> tuple[list[Admission], list[tuple[str, str]]]:
     """Approve every application on a roster in one transaction; skip people already members."""
     roster = await get_roster_in_scope(session, principal, roster_id, Action.applications_decide)
     org = await _org_of(session, roster.org_id)
-    now = datetime.now(UTC)
-    admitted: list[Admission] = []
-    skipped: list[tuple[str, str]] = []
     pending = await repository.roster_applications_for_update(
         session, roster.id, ApplicationStatus.on_roster
     )
-    for application in pending:
-        try:
-            admitted.append(
-                await _admit(session, principal, application, org, approval_doc_no, now)
-            )
-        except AlreadyMember as exc:
-            skipped.append((application.id, exc.code))
+    now = datetime.now(UTC)
+    admitted: list[Admission] = []
+    skipped: list[tuple[str, str]] = []
+    for start in range(0, len(pending), APPROVAL_BATCH):
+        batch = pending[start : start + APPROVAL_BATCH]
+        more, passed_over = await _admit_many(session, principal, batch, org, approval_doc_no, now)
+        admitted += more
+        skipped += passed_over
     return admitted, skipped
+
+
+@dataclass
+class RosterApproval:
+    """What approving a roster batch by batch produced."""
+
+    member_nos: list[str]
+    skipped: list[tuple[str, str]]  # (application id, error code)
+    batches: int
+
+    @property
+    def approved(self) -> int:
+        return len(self.member_nos)
+
+
+async def approve_roster_in_batches(
+    db: Database,
+    principal: Principal,
+    roster_id: str,
+    approval_doc_no: str,
+    *,
+    batch_size: int = APPROVAL_BATCH,
+) -> RosterApproval:
+    """Approve every application on a roster, `batch_size` at a time, each batch its own
+    transaction (a province's rosters hold hundreds of thousands of people: one
+    transaction would hold every lock and the whole outbox until the end).
+
+    Each batch does what `approve_roster` does: member numbers in application order,
+    people already members skipped, transitions and `MemberApproved` events written with
+    the members. A failure leaves the earlier batches approved; approving again goes on
+    with the applications still on the roster.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    result = RosterApproval(member_nos=[], skipped=[], batches=0)
+    after_id: str | None = None
+    while True:
+        async with db.transaction() as session:
+            roster = await get_roster_in_scope(
+                session, principal, roster_id, Action.applications_decide
+            )
+            pending = await repository.roster_applications_for_update(
+                session,
+                roster.id,
+                ApplicationStatus.on_roster,
+                after_id=after_id,
+                limit=batch_size,
+            )
+            if not pending:
+                return result
+            org = await _org_of(session, roster.org_id)
+            admitted, skipped = await _admit_many(
+                session, principal, pending, org, approval_doc_no, datetime.now(UTC)
+            )
+        # Skipped applications stay on the roster: the next batch starts after this one.
+        after_id = pending[-1].id
+        result.member_nos.extend(a.member.member_no for a in admitted)
+        result.skipped.extend(skipped)
+        result.batches += 1
+
+
+async def _admit_many(
+    session: AsyncSession,
+    principal: Principal,
+    applications: Sequence[Application],
+    org: Org,
+    approval_doc_no: str,
+    now: datetime,
+) -> tuple[list[Admission], list[tuple[str, str]]]:
+    """Admit locked applications of one org together, with a few statements for them all.
+
+    The same outcome as `_admit` for each in turn: numbers follow the applications'
+    order, a person already a member (or twice in the list) is skipped. Should another
+    approval make one of them a member meanwhile (the active-person index refuses the
+    insert), the whole lot is admitted one by one instead, as `_admit` does.
+    """
+    skipped: list[tuple[str, str]] = []
+    members_already = await repository.active_members_among(
+        session, [a.id_number_hash for a in applications]
+    )
+    admissible: list[Application] = []
+    for application in applications:
+        if application.id_number_hash in members_already:
+            skipped.append((application.id, AlreadyMember.code))
+        else:
+            members_already.add(application.id_number_hash)
+            admissible.append(application)
+    if not admissible:
+        return [], skipped
+    joined_on = approval_date(now)
+    try:
+        async with session.begin_nested():
+            last = await repository.reserve_member_sequences(
+                session, org.county_code, joined_on.year, len(admissible)
+            )
+            if last >= 10**_SEQUENCE_DIGITS:
+                raise MemberNumbersExhausted()
+            first = last - len(admissible) + 1
+            members = [
+                _member_of(application, joined_on, org.county_code, first + i)
+                for i, application in enumerate(admissible)
+            ]
+            session.add_all(members)
+            await session.flush()
+    except IntegrityError:
+        admitted: list[Admission] = []
+        skipped = []
+        for application in applications:
+            try:
+                admitted.append(
+                    await _admit(session, principal, application, org, approval_doc_no, now)
+                )
+            except AlreadyMember as exc:
+                skipped.append((application.id, exc.code))
+        return admitted, skipped
+    for application, member in zip(admissible, members, strict=True):
+        _mark_approved(application, member, principal, approval_doc_no, now)
+    await session.flush()
+    steps: list[Step] = []
+    for application, member in zip(admissible, members, strict=True):
+        steps += _admission_steps(application, member, approval_doc_no)
+    await record_transitions(session, principal, steps)
+    await record_events(
+        session,
+        outbox,
+        [
+            OutboxItem(
+                _approved_event(application, member, approval_doc_no, now),
+                member.id,
+                member.org_path,
+            )
+            for application, member in zip(admissible, members, strict=True)
+        ],
+    )
+    return [Admission(a, m, org) for a, m in zip(admissible, members, strict=True)], skipped
+
+
+def _member_of(
+    application: Application, joined_on: date, county_code: str, sequence: int
+) -> Member:
+    return Member(
+        member_no=f"{county_code}{joined_on.year:04d}{sequence:0{_SEQUENCE_DIGITS}d}",
+        application_id=application.id,
+        org_id=application.org_id,
+        org_path=application.org_path,
+        status=MemberStatus.active,
+        name=application.name,
+        id_number_encrypted=application.id_number_encrypted,
+        id_number_hash=application.id_number_hash,
+        id_number_masked=application.id_number_masked,
+        phone_encrypted=application.phone_encrypted,
+        phone_hash=application.phone_hash,
+        phone_masked=application.phone_masked,
+        gender=application.gender,
+        birth_date=application.birth_date,
+        household_type=application.household_type,
+        category=application.category,
+        subtype=application.subtype,
+        employer=application.employer,
+        joined_on=joined_on,
+    )
+
+
+def _mark_approved(
+    application: Application,
+    member: Member,
+    principal: Principal,
+    approval_doc_no: str,
+    now: datetime,
+) -> None:
+    application.status = ApplicationStatus.approved
+    application.decided_by = principal.subject
+    application.decided_at = now
+    application.approval_doc_no = approval_doc_no
+    application.member_id = member.id
+
+
+def _admission_steps(application: Application, member: Member, approval_doc_no: str) -> list[Step]:
+    """The application's step to approved and the member's first, for the transitions."""
+    return [
+        Step(
+            "application",
+            application.id,
+            ApplicationStatus.on_roster,
+            ApplicationStatus.approved,
+            {"approval_doc_no": approval_doc_no, "member_no": member.member_no},
+        ),
+        Step(
+            "member",
+            member.id,
+            None,
+            MemberStatus.active,
+            {"application_id": application.id, "approval_doc_no": approval_doc_no},
+        ),
+    ]
+
+
+def _approved_event(
+    application: Application, member: Member, approval_doc_no: str, now: datetime
+) -> MemberApproved:
+    return MemberApproved(
+        member_id=member.id,
+        member_no=member.member_no,
+        application_id=application.id,
+        org_id=member.org_id,
+        name=member.name,
+        category=member.category,
+        subtype=member.subtype,
+        household_type=member.household_type,
+        gender=member.gender,
+        birth_year=member.birth_date.year,
+        approval_doc_no=approval_doc_no,
+        approved_at=now,
+    )
 
 
 async def _admit(
@@ -584,27 +804,7 @@ async def _admit(
             )
             if sequence >= 10**_SEQUENCE_DIGITS:
                 raise MemberNumbersExhausted()
-            member = Member(
-                member_no=f"{org.county_code}{joined_on.year:04d}{sequence:0{_SEQUENCE_DIGITS}d}",
-                application_id=application.id,
-                org_id=application.org_id,
-                org_path=application.org_path,
-                status=MemberStatus.active,
-                name=application.name,
-                id_number_encrypted=application.id_number_encrypted,
-                id_number_hash=application.id_number_hash,
-                id_number_masked=application.id_number_masked,
-                phone_encrypted=application.phone_encrypted,
-                phone_hash=application.phone_hash,
-                phone_masked=application.phone_masked,
-                gender=application.gender,
-                birth_date=application.birth_date,
-                household_type=application.household_type,
-                category=application.category,
-                subtype=application.subtype,
-                employer=application.employer,
-                joined_on=joined_on,
-            )
+            member = _member_of(application, joined_on, org.county_code, sequence)
             session.add(member)
             await session.flush()
     except IntegrityError:
@@ -612,11 +812,7 @@ async def _admit(
         raise AlreadyMember(details={"application_id": application.id}) from None
 
     previous = application.status
-    application.status = ApplicationStatus.approved
-    application.decided_by = principal.subject
-    application.decided_at = now
-    application.approval_doc_no = approval_doc_no
-    application.member_id = member.id
+    _mark_approved(application, member, principal, approval_doc_no, now)
     await session.flush()
     await record_transition(
         session,
@@ -638,20 +834,7 @@ async def _admit(
     )
     await publish(
         session,
-        MemberApproved(
-            member_id=member.id,
-            member_no=member.member_no,
-            application_id=application.id,
-            org_id=member.org_id,
-            name=member.name,
-            category=member.category,
-            subtype=member.subtype,
-            household_type=member.household_type,
-            gender=member.gender,
-            birth_year=member.birth_date.year,
-            approval_doc_no=approval_doc_no,
-            approved_at=now,
-        ),
+        _approved_event(application, member, approval_doc_no, now),
         aggregate_id=member.id,
         org_path=member.org_path,
     )

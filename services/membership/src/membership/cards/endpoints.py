@@ -13,7 +13,7 @@ from membership.cards.schemas import CardCheck, CardVerify, MemberCard, PublicKe
 from membership.cards.service import CardSeal
 
 
-def get_card_seal(request: Request) -> CardSeal:
+async def get_card_seal(request: Request) -> CardSeal:
     seal: CardSeal = request.app.state.card_seal
     return seal
 

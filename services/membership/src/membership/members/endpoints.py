@@ -94,8 +94,10 @@ async def get_member(
     member_no: str, principal: PrincipalDep, session: SessionDep, pii: PiiDep
 ) -> MemberRead:
     """One member by member number (会员编号)."""
-    member = await service.get_visible(session, principal, member_no, Action.members_read)
-    return await _read(session, member, principal, pii)
+    member, org_name = await service.get_visible_with_org_name(
+        session, principal, member_no, Action.members_read
+    )
+    return service.to_read(member, org_name, principal, pii)
 
 
 @router.get("/members/{member_no}/history")

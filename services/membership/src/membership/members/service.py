@@ -135,12 +135,28 @@ async def get_visible(
     member = await repository.by_number(session, member_no, lock=lock)
     if member is None:
         raise MemberNotFound()
+    _require_visible(principal, member, action)
+    return member
+
+
+async def get_visible_with_org_name(
+    session: AsyncSession, principal: Principal, member_no: str, action: Action
+) -> tuple[Member, str]:
+    """`get_visible` and the name of the member's org, read in one query."""
+    principal.require(action)
+    found = await repository.by_number_with_org_name(session, member_no)
+    if found is None:
+        raise MemberNotFound()
+    _require_visible(principal, found[0], action)
+    return found
+
+
+def _require_visible(principal: Principal, member: Member, action: Action) -> None:
     if principal.role is Role.member:
         if principal.member_no != member.member_no:
             raise Forbidden("Members may only see their own membership", "会员只能查看本人的会籍")
     else:
         principal.require(action, member.org_path)
-    return member
 
 
 async def request_transfer(

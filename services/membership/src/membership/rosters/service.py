@@ -376,6 +376,9 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+_ChunkRows = tuple[list[dict[str, Any]], list[dict[str, Any]], list[OutboxItem]]
+
+
 def _chunk_rows(
     chunk: Iterable[tuple[int, ApplicantData]],
     *,
@@ -384,7 +387,7 @@ def _chunk_rows(
     org: Org,
     roster_id: str,
     request_id: str | None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[OutboxItem]]:
+) -> _ChunkRows:
     """Application rows (encrypting the person), transition rows and events for one chunk."""
     now = datetime.now(UTC)
     applications: list[dict[str, Any]] = []
@@ -474,10 +477,11 @@ async def write(
     await session.flush()
     request_id = request_id_var.get()
     bar = progress("writing", len(checked.importable))
-    try:
-        for chunk in _chunks(checked.importable, CHUNK_ROWS):
-            # Two Fernet encryptions per row: CPU work, off the event loop.
-            applications, transitions, events = await asyncio.to_thread(
+
+    def prepare(chunk: Sequence[tuple[int, ApplicantData]]) -> asyncio.Future[_ChunkRows]:
+        # Two Fernet encryptions per row: CPU work, off the event loop.
+        return asyncio.ensure_future(
+            asyncio.to_thread(
                 _chunk_rows,
                 chunk,
                 pii=pii,
@@ -486,6 +490,16 @@ async def write(
                 roster_id=roster.id,
                 request_id=request_id,
             )
+        )
+
+    chunks = list(_chunks(checked.importable, CHUNK_ROWS))
+    next_rows = prepare(chunks[0]) if chunks else None
+    try:
+        for index, chunk in enumerate(chunks):
+            assert next_rows is not None
+            applications, transitions, events = await next_rows
+            # The next chunk is prepared while the database stores this one.
+            next_rows = prepare(chunks[index + 1]) if index + 1 < len(chunks) else None
             await repository.insert_applications(session, applications)
             await repository.insert_transitions(session, transitions)
             await record_events(session, outbox, events)
@@ -495,6 +509,9 @@ async def write(
         # application for someone on this roster committed after our duplicate check.
         raise ImportConflict() from exc
     finally:
+        if next_rows is not None and not next_rows.done():
+            # Its thread runs on regardless: wait for it, so nothing outlives the import.
+            await asyncio.wait([next_rows])
         bar.close()
     return roster
 
