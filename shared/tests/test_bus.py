@@ -16,6 +16,9 @@ from gonghui_shared.bus import Bus, EventConsumer, OutboxRelay, Subscription, re
 from gonghui_shared.contracts import Event, EventEnvelope
 from gonghui_shared.db import Database
 from gonghui_shared.testing.busdb import inbox, outbox, tally
+from gonghui_shared.testing.probe import Tally, applied_ids, thing_envelope
+from gonghui_shared.testing.probe import publish as probe_publish
+from gonghui_shared.testing.probe import subscription as probe_subscription
 
 
 class ThingHappened(Event):
@@ -103,6 +106,71 @@ async def test_relay_publishes_in_commit_order(db: Database, bus: Bus) -> None:
     msgs = await sub.fetch(5, timeout=5)
     ids = [EventEnvelope.model_validate_json(m.data).aggregate_id for m in msgs]
     assert ids == ["t0", "t1", "t2", "t3", "t4"]
+
+
+async def test_failure_mid_pipeline_stamps_only_the_acked_prefix_and_republish_dedupes(
+    db: Database, bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's publishes are in flight together: the one after a failure may well be
+    stored. It must stay unsent (stamping it would let it overtake the failed one for
+    good), and its re-publish must be dropped by JetStream as a duplicate."""
+    envelopes = [await write_event(db, "same") for _ in range(6)]  # one aggregate, seq 1..6
+    failing_id = str(envelopes[2].event_id)
+    real_publish = bus.js.publish
+    sent: list[str] = []
+
+    async def third_fails(subject: str, payload: bytes, **kwargs):  # type: ignore[no-untyped-def]
+        event_id = kwargs["headers"]["Nats-Msg-Id"]
+        sent.append(event_id)
+        if event_id == failing_id:
+            raise TimeoutError("no ack for this one")
+        return await real_publish(subject, payload, **kwargs)
+
+    relay = relay_for(db, bus, max_in_flight=4)
+    duplicates_before = metrics.OUTBOX_DUPLICATES.labels("testsvc")._value.get()
+    with monkeypatch.context() as patched:
+        patched.setattr(bus.js, "publish", third_fails)
+        assert await relay.publish_batch() == 2, "only the two before the failure count"
+    assert len(sent) > 3, "the publishes after the failed one were already under way"
+    stored_ahead = await stream_messages(bus) - 2
+    assert stored_ahead >= 1, "some events after the failed one reached the stream"
+    assert await unsent(db) == 4, "the failed event and everything after it stay unsent"
+    async with db.sessions() as session:
+        failed = (
+            await session.execute(
+                select(outbox.c.attempts, outbox.c.last_error).where(
+                    outbox.c.event_id == failing_id
+                )
+            )
+        ).one()
+    assert failed.attempts == 1 and "no ack" in failed.last_error
+
+    assert await relay.publish_batch() == 4
+    assert await unsent(db) == 0
+    assert await stream_messages(bus) == 6, "each event stored once"
+    assert (
+        metrics.OUTBOX_DUPLICATES.labels("testsvc")._value.get() == duplicates_before + stored_ahead
+    )
+    sub = await bus.js.pull_subscribe(
+        f"{bus.root}.testsvc.>", durable=None, stream=f"{bus.root}_TESTSVC".upper()
+    )
+    stored = [EventEnvelope.model_validate_json(m.data) for m in await sub.fetch(6, timeout=5)]
+    # Stream order puts the retried event after those stored ahead of it; consumers apply
+    # by aggregate_seq, holding those back until it arrives (test_ordering covers that).
+    assert sorted(e.aggregate_seq or 0 for e in stored) == [1, 2, 3, 4, 5, 6]
+    assert [e.aggregate_seq for e in stored][:2] == [1, 2]
+
+
+async def test_pipelined_batch_keeps_commit_order_in_the_stream(db: Database, bus: Bus) -> None:
+    for n in range(40):
+        await write_event(db, f"t{n}")
+    assert await relay_for(db, bus, max_in_flight=8).publish_batch() == 40
+    sub = await bus.js.pull_subscribe(
+        f"{bus.root}.testsvc.>", durable=None, stream=f"{bus.root}_TESTSVC".upper()
+    )
+    msgs = await sub.fetch(40, timeout=5)
+    ids = [EventEnvelope.model_validate_json(m.data).aggregate_id for m in msgs]
+    assert ids == [f"t{n}" for n in range(40)]
 
 
 async def test_commit_wakes_running_relay(db: Database, bus: Bus) -> None:
@@ -239,3 +307,30 @@ async def test_poison_event_is_terminated_after_max_deliveries(db: Database, bus
         await consumer.stop()
     assert calls == 6, "each event was tried exactly max_deliver times"
     assert await count_tally(db) == 0
+
+
+async def test_a_failure_in_a_fetched_batch_undoes_only_its_own_writes(
+    db: Database, bus: Bus
+) -> None:
+    """A batch shares one transaction: the failing event's savepoint is rolled back, the
+    others are committed and acked, and the failed one is retried on its own."""
+    handler = Tally(failing={"b"})
+    envelopes = [thing_envelope(thing, seq=1) for thing in ("a", "b", "c")]
+    for envelope in envelopes:
+        await probe_publish(bus, envelope)
+    sub = probe_subscription(handler, backoff_seconds=[0.1], max_deliver=2, apply_batches=True)
+    consumer = EventConsumer(db, bus, inbox, sub)
+    consumer.start()
+    try:
+
+        async def settled() -> bool:
+            info = await bus.js.consumer_info(f"{bus.root}_TESTSVC".upper(), sub.durable)
+            return info.num_pending == 0 and info.num_ack_pending == 0 and handler.calls >= 4
+
+        await wait_until(settled)
+    finally:
+        await consumer.stop()
+    a, b, c = (str(e.event_id) for e in envelopes)
+    assert await applied_ids(db) == [a, c], "the failed event left no row; the others stayed"
+    assert handler.calls == 4, "b was tried max_deliver times, a and c once each"
+    assert metrics.DEAD_LETTERS.labels(sub.durable, "failed")._value.get() == 1

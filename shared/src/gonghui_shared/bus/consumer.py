@@ -2,10 +2,16 @@
 
 For each message, in one transaction: skip it if it was applied already (its
 event id is in the inbox, or its `aggregate_seq` is at or below the last one
-applied for its aggregate); hold it back if it is early (a number is missing
-before it); else apply the handler, insert the inbox row and advance the
-aggregate's position; commit; then ack. An early event is nak'ed with a delay,
-so it comes back after its predecessor.
+applied for its aggregate: one lookup finds both); hold it back if it is early (a
+number is missing before it); else apply the handler, insert the inbox row and
+advance the aggregate's position; commit; then ack. An early event is nak'ed with
+a delay, so it comes back after its predecessor.
+
+With `Subscription.apply_batches`, a fetched batch shares one transaction instead,
+each message in a savepoint of its own: the batch commits once, and only then are
+its messages acked; a message whose savepoint was rolled back is settled as a
+failure, and a batch that cannot commit (or meets a database error) is handled
+again one message per transaction.
 
 A handler that fails is never acked: the message is nak'ed with back-off and the
 consumer goes on with the rest of the batch, so one poison event holds back only
@@ -34,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -46,7 +52,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from opentelemetry.trace import Span
 from pydantic import ValidationError
 from sqlalchemy import Table, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gonghui_shared import metrics
@@ -88,6 +94,11 @@ class Subscription:
     # Re-create the pull subscription when nothing arrived for this long while
     # messages are waiting for this consumer.
     stall_seconds: float = 10.0
+    # Apply each fetched batch in one transaction (a savepoint per message, one commit):
+    # far fewer commits, but the batch's locks are held until its end. Only for handlers
+    # whose locks cannot deadlock with another consumer's batch on the same database
+    # (the gateway's dashboard handlers take advisory locks per org, in event order: off).
+    apply_batches: bool = False
 
 
 class Outcome(StrEnum):
@@ -123,7 +134,7 @@ class PositionMoved(RuntimeError):
 class EventConsumer:
     # Each message of a batch is settled on its own (ack, nak with a delay, term), so a
     # failing one never holds up the messages after it in the batch.
-    fetch_batch = 50
+    fetch_batch = 200
     fetch_seconds = 1.0
 
     def __init__(
@@ -241,14 +252,13 @@ class EventConsumer:
                         return
                 continue
             last_progress = time.monotonic()
-            for msg in messages:
-                try:
-                    await self.handle(msg)
-                except Exception as exc:  # noqa: BLE001 - an ack lost with the connection
-                    # Unacked, the message is redelivered after ack_wait; the loop goes on.
-                    log.warning("could not settle a message on %s: %s", self.durable, exc)
-                with contextlib.suppress(Exception):  # not a JetStream message: no metadata
-                    self._lag.set(msg.metadata.num_pending)
+            if self.sub.apply_batches:
+                await self.handle_batch(messages)
+            else:
+                for msg in messages:
+                    await self._settling(self.handle(msg))
+            with contextlib.suppress(Exception):  # not a JetStream message: no metadata
+                self._lag.set(messages[-1].metadata.num_pending)
 
     async def _stalled(self) -> bool:
         """No message came for a while: is one waiting (or the consumer gone)?"""
@@ -282,35 +292,105 @@ class EventConsumer:
         return envelope, event
 
     async def handle(self, msg: Msg) -> None:
-        """Apply one message exactly once and in order, then ack; never ack a failure."""
+        """Apply one message exactly once and in order (in a transaction of its own), then
+        ack; never ack a failure."""
         with self.tracing.consuming(msg.subject, msg.headers, self.durable) as span:
-            await self._handle(msg, span)
+            parsed = await self._parse_or_give_up(msg, span)
+            if parsed is None:
+                return
+            envelope, event = parsed
+            try:
+                result: Result | Exception = await self.apply_in_order(envelope, event)
+            except Exception as exc:  # noqa: BLE001 - settled below: nak, retry or give up
+                result = exc
+            await self._settle(msg, envelope, result, span)
 
-    async def _handle(self, msg: Msg, span: Span) -> None:
+    async def handle_batch(self, messages: Sequence[Msg]) -> None:
+        """Apply a fetched batch in one transaction, each message in a savepoint, then settle
+        each (ack only after the commit). If the transaction itself fails, each message is
+        handled again on its own: nothing of the batch was kept, nothing was acked."""
+        readable: list[tuple[Msg, EventEnvelope, Event | None]] = []
+        for msg in messages:
+            # Unreadable ones are given up on first: storing a dead letter takes a
+            # transaction of its own, which must not wait behind the batch's (SQLite).
+            try:
+                envelope, event = self.parse(msg.data)
+            except ValidationError:
+                await self._settling(self.handle(msg))
+                continue
+            readable.append((msg, envelope, event))
+        batch: list[tuple[Msg, EventEnvelope, Result | Exception]] = []
+        try:
+            async with self.db.transaction() as session:
+                for msg, envelope, event in readable:
+                    with self.tracing.consuming(msg.subject, msg.headers, self.durable) as span:
+                        if span.is_recording():
+                            span.set_attribute("messaging.message.id", str(envelope.event_id))
+                            span.set_attribute("gonghui.event.type", envelope.type)
+                        result = await self._apply_in_savepoint(session, envelope, event)
+                        if isinstance(result, Exception):
+                            mark_failed(span, result)
+                        else:
+                            span.set_attribute("gonghui.consumer.outcome", result.outcome.value)
+                    batch.append((msg, envelope, result))
+        except Exception as exc:  # noqa: BLE001 - rolled back: retried one by one
+            log.warning(
+                "batch of %d on %s not committed (%s); handling one by one",
+                len(readable),
+                self.durable,
+                exc,
+            )
+            for msg, _, _ in readable:
+                await self._settling(self.handle(msg))
+            return
+        for msg, envelope, result in batch:
+            await self._settling(self._settle(msg, envelope, result, None))
+
+    async def _settling(self, settle: Awaitable[None]) -> None:
+        try:
+            await settle
+        except Exception as exc:  # noqa: BLE001 - an ack lost with the connection
+            # Unacked, the message is redelivered after ack_wait; the loop goes on.
+            log.warning("could not settle a message on %s: %s", self.durable, exc)
+
+    async def _parse_or_give_up(
+        self, msg: Msg, span: Span
+    ) -> tuple[EventEnvelope, Event | None] | None:
+        """The message's envelope and event; None (given up on at once) if unreadable."""
         try:
             envelope, event = self.parse(msg.data)
         except ValidationError as exc:
             mark_failed(span, exc)
-            await self._give_up(msg, None, f"unreadable event: {exc}", "unreadable")
-            return
+            await self._settling(self._give_up(msg, None, f"unreadable event: {exc}", "unreadable"))
+            return None
         if span.is_recording():
             span.set_attribute("messaging.message.id", str(envelope.event_id))
             span.set_attribute("gonghui.event.type", envelope.type)
-        try:
-            result = await self.apply_in_order(envelope, event)
-        except PositionMoved:
+        return envelope, event
+
+    async def _settle(
+        self, msg: Msg, envelope: EventEnvelope, result: Result | Exception, span: Span | None
+    ) -> None:
+        """Ack, hold back, or retry `msg` by what applying it gave."""
+        if isinstance(result, PositionMoved):
             # Another instance applied this aggregate meanwhile: no failure, look again now
             # (it will be a duplicate, or next in line).
             await msg.nak()
             return
-        except Exception as exc:  # noqa: BLE001 - redeliver with back-off
+        if isinstance(result, Exception):
             metrics.CONSUMER_FAILED.labels(self.durable).inc()
-            mark_failed(span, exc)
+            if span is not None:
+                mark_failed(span, result)
             await self._retry_or_give_up(
-                msg, envelope, f"{type(exc).__name__}: {exc}", "failed", level=logging.WARNING
+                msg,
+                envelope,
+                f"{type(result).__name__}: {result}",
+                "failed",
+                level=logging.WARNING,
             )
             return
-        span.set_attribute("gonghui.consumer.outcome", result.outcome.value)
+        if span is not None:
+            span.set_attribute("gonghui.consumer.outcome", result.outcome.value)
         if result.outcome is Outcome.early:
             metrics.CONSUMER_EVENTS.labels(self.durable, "early").inc()
             last = result.last_seq or 0
@@ -380,33 +460,11 @@ class EventConsumer:
         `force` applies an early event anyway (a replay whose predecessor will never come);
         the position then jumps to it.
         """
-        seq = envelope.aggregate_seq
-        if seq is None and event is None and also is None:
+        if envelope.aggregate_seq is None and event is None and also is None:
             return Result(Outcome.ignored)  # nothing to apply, nothing to record
         try:
             async with self.db.transaction() as session:
-                known = None if seq is None else await self._position(session, envelope)
-                last = known or 0
-                if seq is not None:
-                    if seq <= last:
-                        if also is not None:
-                            await also(session)
-                        return Result(Outcome.duplicate, last)
-                    if seq > last + 1 and not force:
-                        return Result(Outcome.early, last)
-                if event is None:
-                    outcome = Outcome.ignored
-                elif await self._seen(session, envelope):
-                    outcome = Outcome.duplicate
-                else:
-                    await self.sub.handlers[type(event)](session, event, envelope)
-                    await self._record_in_inbox(session, envelope)
-                    outcome = Outcome.applied
-                if seq is not None:
-                    await self._advance(session, envelope, known, seq)
-                if also is not None:
-                    await also(session)
-                return Result(outcome, None if seq is None else last)
+                return await self._apply_in(session, envelope, event, force=force, also=also)
         except IntegrityError:
             # Either a concurrent delivery of the same event committed first
             # (then it is done), or the handler itself broke a constraint.
@@ -414,6 +472,63 @@ class EventConsumer:
                 if await self._seen(session, envelope):
                     return Result(Outcome.duplicate)
             raise
+
+    async def _apply_in_savepoint(
+        self, session: AsyncSession, envelope: EventEnvelope, event: Event | None
+    ) -> Result | Exception:
+        """`apply_in_order` for one message of a batch: its writes kept or undone on their
+        own, in a savepoint of the batch's transaction. Returns the failure, not raises."""
+        if envelope.aggregate_seq is None and event is None:
+            return Result(Outcome.ignored)
+        try:
+            async with session.begin_nested():
+                return await self._apply_in(session, envelope, event)
+        except IntegrityError as exc:
+            # As in apply_in_order: a concurrent delivery committed it first, or a bug.
+            if await self._seen(session, envelope):
+                return Result(Outcome.duplicate)
+            return exc
+        except DBAPIError:
+            # A deadlock, a lost connection…: the whole batch goes back, and is applied
+            # again one message per transaction, in order, rather than this one retried
+            # later behind the events after it.
+            raise
+        except Exception as exc:  # noqa: BLE001 - the handler failed: settled after commit
+            return exc
+
+    async def _apply_in(
+        self,
+        session: AsyncSession,
+        envelope: EventEnvelope,
+        event: Event | None,
+        *,
+        force: bool = False,
+        also: AlsoInTransaction | None = None,
+    ) -> Result:
+        seq = envelope.aggregate_seq
+        # One round trip for both facts: the aggregate's position and the inbox entry.
+        known, seen = await self._lookup(session, envelope)
+        last = known or 0
+        if seq is not None:
+            if seq <= last:
+                if also is not None:
+                    await also(session)
+                return Result(Outcome.duplicate, last)
+            if seq > last + 1 and not force:
+                return Result(Outcome.early, last)
+        if event is None:
+            outcome = Outcome.ignored
+        elif seen:
+            outcome = Outcome.duplicate
+        else:
+            await self.sub.handlers[type(event)](session, event, envelope)
+            await self._record_in_inbox(session, envelope)
+            outcome = Outcome.applied
+        if seq is not None:
+            await self._advance(session, envelope, known, seq)
+        if also is not None:
+            await also(session)
+        return Result(outcome, None if seq is None else last)
 
     async def apply(self, envelope: EventEnvelope, event: Event) -> bool:
         """Run the handler and record the event in the inbox, in one transaction, whatever
@@ -454,15 +569,25 @@ class EventConsumer:
         )
         return found is not None
 
-    async def _position(self, session: AsyncSession, envelope: EventEnvelope) -> int | None:
-        """The last number applied for the event's aggregate; None before its first."""
+    async def _lookup(
+        self, session: AsyncSession, envelope: EventEnvelope
+    ) -> tuple[int | None, bool]:
+        """The aggregate's last applied number (None before its first), and whether the
+        event is in the inbox already: two scalar subqueries, one statement."""
         p = self.tables.positions.c
-        found = await session.scalar(
-            select(p.last_seq).where(
-                p.consumer == self.sub.durable, p.aggregate_id == envelope.aggregate_id
-            )
+        inbox = self.inbox.c
+        position = (
+            select(p.last_seq)
+            .where(p.consumer == self.sub.durable, p.aggregate_id == envelope.aggregate_id)
+            .scalar_subquery()
         )
-        return None if found is None else int(found)
+        in_inbox = (
+            select(inbox.event_id)
+            .where(inbox.consumer == self.sub.durable, inbox.event_id == str(envelope.event_id))
+            .exists()
+        )
+        found, seen = (await session.execute(select(position, in_inbox))).one()
+        return (None if found is None else int(found)), bool(seen)
 
     async def _advance(
         self, session: AsyncSession, envelope: EventEnvelope, known: int | None, seq: int

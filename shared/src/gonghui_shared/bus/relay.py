@@ -4,6 +4,10 @@ Each event is published with `Nats-Msg-Id` = its event id, so JetStream drops
 a re-publish (after a crash between publishing and stamping `sent_at`) within
 the stream's duplicate window; consumers' inboxes catch anything older.
 
+Publishes are pipelined (see `publish_batch`): `sent_at` is stamped only on the
+run of acked events from the first of a batch, so an event never counts as sent
+while one before it may be missing.
+
 The relay claims *unsent rows*, never "rows after the last position seen":
 on PostgreSQL a lower position can commit after a higher one, and reading by
 position would skip it. Only one relay per service publishes at a time
@@ -16,6 +20,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
+from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +49,16 @@ MAX_BACKOFF_SECONDS = 10.0
 # a longer outage may be stored twice, and the consumers' inboxes drop the copy.
 RETRY_HORIZON_SECONDS = 6 * 3600.0
 
+# Publishes awaiting their acks at once. JetStream with `sync_interval: always` fsyncs each
+# message before acking it: one at a time the relay waits a round trip and an fsync per
+# event, pipelined the server works through a queue. Bounded, so a slow server holds at
+# most this many messages of ours in the client's buffers.
+MAX_IN_FLIGHT = 256
+
+# While a long backlog drains, the outbox is counted (for the backlog gauge) at most this
+# often: counting a million unsent rows on every batch would cost more than publishing them.
+BACKLOG_COUNT_SECONDS = 5.0
+
 
 def _lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
@@ -56,7 +72,8 @@ class OutboxRelay:
         outbox: Table,
         *,
         service: str,
-        batch_size: int = 200,
+        batch_size: int = 500,
+        max_in_flight: int = MAX_IN_FLIGHT,
         poll_seconds: float = 1.0,
         tracing: Tracing | None = None,
     ) -> None:
@@ -65,6 +82,7 @@ class OutboxRelay:
         self.outbox = outbox
         self.service = service
         self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
         self.poll_seconds = poll_seconds
         self.tracing = tracing or Tracing()
         self._wake = asyncio.Event()
@@ -73,6 +91,8 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._lock_conn: AsyncConnection | None = None
         self._failures = 0
+        self._backlog = 0  # the gauge's value, kept between counts of the outbox
+        self._next_backlog_count = 0.0  # monotonic time of the next count
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -178,36 +198,89 @@ class OutboxRelay:
     # -- one batch -----------------------------------------------------------
 
     async def publish_batch(self) -> int:
-        """Publish up to `batch_size` unsent events in position order; return how many."""
+        """Publish up to `batch_size` unsent events in position order; return how many.
+
+        The publishes are pipelined (up to `max_in_flight` awaiting their acks), and
+        `sent_at` is stamped only on the events acked without a gap from the first: an
+        event whose publish failed, and every event after it, stay unsent and are
+        published again. Those of them JetStream had stored are dropped then as
+        duplicates (same `Nats-Msg-Id`); one stored ahead of the failed event is held
+        back by consumers until its predecessor arrives (they apply each aggregate by
+        `aggregate_seq`), so per-aggregate order holds either way.
+        """
         rows = await self._claim()
-        backlog = await self.backlog()
+        backlog = await self._backlog_before(len(rows))
         metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
         if not rows:
             return 0
-        published: list[int] = []
-        try:
-            for row in rows:
-                subject = subject_for(row.event_type, row.event_version, self.bus.root)
-                with self.tracing.producing(subject, row.event_id, row.headers) as headers:
-                    ack = await self.bus.js.publish(
-                        subject,
-                        row.payload.encode(),
-                        timeout=self.bus.request_timeout,
-                        headers={**headers, "Nats-Msg-Id": row.event_id},
-                    )
-                published.append(row.position)
-                if ack.duplicate:
-                    metrics.OUTBOX_DUPLICATES.labels(self.service).inc()
-        except Exception as exc:
-            # Stop at the first failure so later events never overtake it.
-            await self._record_failure(rows[len(published)], exc)
-            if not published:
-                raise
-        await self._mark_sent(published)
-        metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(published))
+        acked, failure = await self._publish_in_order(rows)
+        if failure is not None:
+            await self._record_failure(rows[acked], failure)
+            if not acked:
+                raise failure
+        await self._mark_sent([row.position for row in rows[:acked]])
+        metrics.OUTBOX_PUBLISHED.labels(self.service).inc(acked)
         # Down at once, not at the next round (events committed meanwhile are counted then).
-        metrics.OUTBOX_BACKLOG.labels(self.service).set(max(backlog - len(published), 0))
-        return len(published)
+        self._backlog = max(backlog - acked, 0)
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(self._backlog)
+        return acked
+
+    async def _publish_in_order(self, rows: Sequence[Any]) -> tuple[int, Exception | None]:
+        """Publish `rows` in order; return how many from the first were acked without a
+        gap, and the failure that ended the run of acks (None if all were acked)."""
+        # The first goes alone: it finds NATS down without queueing a whole batch behind
+        # it, and sets up the connection's reply subscription, so the publishes below
+        # reach the wire in the order their tasks are created (each writes its message
+        # before its first pause, and tasks start in creation order).
+        try:
+            await self._publish(rows[0])
+        except Exception as exc:  # noqa: BLE001 - reported to the caller
+            return 0, exc
+        acked = 1
+        in_flight: deque[asyncio.Task[None]] = deque()
+        try:
+            for row in rows[1:]:
+                if len(in_flight) >= self.max_in_flight:
+                    await in_flight.popleft()
+                    acked += 1
+                in_flight.append(asyncio.create_task(self._publish(row)))
+            while in_flight:
+                await in_flight.popleft()
+                acked += 1
+        except Exception as exc:  # noqa: BLE001 - the rest is published again next round
+            return acked, exc
+        finally:
+            # After a failure nothing more is sent; the acks still awaited are not
+            # needed (those events stay unsent either way), so stop waiting for them.
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        return acked, None
+
+    async def _publish(self, row: Any) -> None:
+        subject = subject_for(row.event_type, row.event_version, self.bus.root)
+        with self.tracing.producing(subject, row.event_id, row.headers) as headers:
+            ack = await self.bus.js.publish(
+                subject,
+                row.payload.encode(),
+                timeout=self.bus.request_timeout,
+                headers={**headers, "Nats-Msg-Id": row.event_id},
+            )
+        if ack.duplicate:
+            metrics.OUTBOX_DUPLICATES.labels(self.service).inc()
+
+    async def _backlog_before(self, claimed: int) -> int:
+        """The unsent events, for the backlog gauge, without counting a long backlog on
+        every round: a short claim saw every unsent row; during a drain the outbox is
+        counted every BACKLOG_COUNT_SECONDS, and between counts the gauge goes down by
+        what was published (events committed meanwhile show at the next count)."""
+        if claimed < self.batch_size:
+            return claimed
+        now = time.monotonic()
+        if now >= self._next_backlog_count:
+            self._next_backlog_count = now + BACKLOG_COUNT_SECONDS
+            self._backlog = await self.backlog()
+        return max(self._backlog, claimed)
 
     async def _claim(self) -> Sequence[Any]:
         o = self.outbox.c
