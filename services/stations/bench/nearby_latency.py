@@ -43,6 +43,7 @@ from gonghui_shared.testing import (
     migrate,
     token_for,
 )
+from stations import geo
 from stations.config import StationsSettings
 from stations.geo import walking_distance_m
 from stations.main import create_app
@@ -171,8 +172,10 @@ async def load(app: FastAPI, args: argparse.Namespace, rng: random.Random) -> fl
 async def explain(db: Database, args: argparse.Namespace) -> None:
     """The plan of the candidate query for a 15-minute circle in central Nanchang."""
     radius = walking_distance_m(args.minutes, StationsSettings().walking_speed_kmh)
-    ranges = nearby.r7_ranges(nearby.covering_cells(CITIES[0][1], CITIES[0][2], radius))
-    query = repository.candidates_query(ranges)
+    lon, lat = CITIES[0][1], CITIES[0][2]
+    ranges = nearby.r7_ranges(nearby.covering_cells(lon, lat, radius))
+    box = geo.bounding_box(lon, lat, radius)
+    query = repository.candidates_query(ranges, box=box, amenities=[args.amenity])
     sql = str(query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
     prefix = "EXPLAIN (ANALYZE, BUFFERS) " if db.dialect == "postgresql" else "EXPLAIN QUERY PLAN "
     async with db.sessions() as session:

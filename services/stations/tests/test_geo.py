@@ -10,6 +10,7 @@ import h3
 import pytest
 
 from stations import geo
+from stations.testing import point_at
 
 # The widely published pair for Tiananmen: WGS-84 (116.397128, 39.916527) shows at
 # GCJ-02 (116.403373, 39.917932) on Amap (6 decimals, i.e. to ~0.1 m).
@@ -181,3 +182,40 @@ def test_deep_links_use_each_apps_coordinate_system_and_encode_the_name() -> Non
     assert links["geo"] == "geo:39.916527,116.397128"  # WGS-84, lat first
     # the & in the name must not start a new parameter, and no raw spaces
     assert "%26" in links["amap"] and " " not in links["amap"] + links["baidu"]
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "radius"),
+    [
+        (115.8582, 28.6829, 1125.0),  # Nanchang, 15 minutes
+        (99.93, 24.58, 20_000.0),  # the largest search radius
+        (126.63, 45.75, 8000.0),  # Harbin: further north, wider in longitude
+        (10.0, -60.0, 5000.0),  # far south
+    ],
+)
+def test_bounding_box_holds_the_circle_and_touches_it(
+    lon: float, lat: float, radius: float
+) -> None:
+    box = geo.bounding_box(lon, lat, radius)
+    assert box is not None
+    west, south, east, north = box
+    rng = random.Random(radius)
+    # Points on the circle itself (1 mm inside, against rounding in point_at), every way.
+    for bearing in [0, 90, 180, 270] + [rng.uniform(0, 360) for _ in range(400)]:
+        p_lon, p_lat = point_at(lon, lat, bearing, radius - 0.001)
+        assert geo.distance_m(lon, lat, p_lon, p_lat) <= radius
+        assert west <= p_lon <= east and south <= p_lat <= north, bearing
+    # Tight: the circle reaches within a centimetre of each side (the widest longitude is
+    # reached north of the centre's parallel, at the tangent meridian).
+    assert north - point_at(lon, lat, 0, radius)[1] < 2e-7
+    assert point_at(lon, lat, 180, radius)[1] - south < 2e-7
+    widest = max(point_at(lon, lat, b / 10, radius)[0] for b in range(1800))
+    assert east - widest < 2e-7
+
+
+def test_no_bounding_box_around_a_pole_or_across_the_180th_meridian() -> None:
+    assert geo.bounding_box(0.0, 89.995, 1125.0) is None  # the north pole is in the circle
+    assert geo.bounding_box(0.0, -89.995, 1125.0) is None
+    assert geo.bounding_box(179.995, -17.0, 1125.0) is None  # Fiji, across the meridian
+    assert geo.bounding_box(-179.995, -17.0, 1125.0) is None
+    assert geo.bounding_box(179.9, -17.0, 1125.0) is not None

@@ -95,12 +95,29 @@ def _in_polygon(lon: float, lat: float, polygon: tuple[tuple[float, float], ...]
     return inside
 
 
+# Each polygon's bounding box first: most points are far from all of them, and the box test
+# is much cheaper than ray casting (a nearby search converts a point per result).
+_NO_SHIFT_BOXES = tuple(
+    (
+        min(x for x, _ in area),
+        min(y for _, y in area),
+        max(x for x, _ in area),
+        max(y for _, y in area),
+        area,
+    )
+    for area in _NO_SHIFT_AREAS
+)
+
+
 def in_mainland_china(lon: float, lat: float) -> bool:
     """True where GCJ-02 differs from WGS-84: the rough box minus Hong Kong, Macau, Taiwan."""
     min_lon, min_lat, max_lon, max_lat = _CHINA_BOX
     if not (min_lon <= lon <= max_lon and min_lat <= lat <= max_lat):
         return False
-    return not any(_in_polygon(lon, lat, area) for area in _NO_SHIFT_AREAS)
+    for west, south, east, north, area in _NO_SHIFT_BOXES:
+        if west <= lon <= east and south <= lat <= north and _in_polygon(lon, lat, area):
+            return False
+    return True
 
 
 # --- GCJ-02 ---------------------------------------------------------------------------------
@@ -168,9 +185,12 @@ def to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
     return gcj02_to_wgs84(lon, lat) if crs == Crs.gcj02 else (lon, lat)
 
 
-def both(lon: float, lat: float, digits: int = 7) -> dict[str, dict[str, float]]:
-    """A WGS-84 point in both systems, as the API returns locations (7 places = ~1 cm)."""
-    g_lon, g_lat = wgs84_to_gcj02(lon, lat)
+def both(
+    lon: float, lat: float, digits: int = 7, gcj02: tuple[float, float] | None = None
+) -> dict[str, dict[str, float]]:
+    """A WGS-84 point in both systems, as the API returns locations (7 places = ~1 cm);
+    `gcj02`: the point's GCJ-02 coordinates when the caller has them already."""
+    g_lon, g_lat = gcj02 or wgs84_to_gcj02(lon, lat)
     return {
         "wgs84": {"lon": round(lon, digits), "lat": round(lat, digits)},
         "gcj02": {"lon": round(g_lon, digits), "lat": round(g_lat, digits)},
@@ -187,6 +207,33 @@ def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     dlmb = math.radians(lon2 - lon1)
     h = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+# Added to each side of a bounding box (~1 cm): float rounding never leaves a point out.
+_BOX_MARGIN_DEG = 1e-7
+
+
+def bounding_box(
+    lon: float, lat: float, radius_m: float
+) -> tuple[float, float, float, float] | None:
+    """The smallest (west, south, east, north) box holding every point within `radius_m` of
+    (lon, lat) by `distance_m`, plus a centimetre; None when no such box exists in plain
+    degrees (the circle holds a pole or crosses the 180th meridian).
+
+    On the sphere the circle reaches `radius / R` radians north and south; east and west it
+    reaches the meridians tangent to it, asin(sin(radius / R) / cos(lat)) away.
+    """
+    delta = radius_m / EARTH_RADIUS_M
+    dlat = math.degrees(delta)
+    south, north = lat - dlat, lat + dlat
+    if north >= 90.0 or south <= -90.0:
+        return None
+    dlon = math.degrees(math.asin(min(1.0, math.sin(delta) / math.cos(math.radians(lat)))))
+    west, east = lon - dlon, lon + dlon
+    if west <= -180.0 or east >= 180.0:
+        return None
+    m = _BOX_MARGIN_DEG
+    return west - m, south - m, east + m, north + m
 
 
 def cells(lon: float, lat: float) -> tuple[str, str]:
@@ -207,9 +254,12 @@ def walking_distance_m(minutes: float, speed_kmh: float) -> float:
 # --- deep links -----------------------------------------------------------------------------
 
 
-def deep_links(lon: float, lat: float, name: str) -> dict[str, str]:
-    """Navigation links for a WGS-84 point, each in the coordinate system its app expects."""
-    g_lon, g_lat = wgs84_to_gcj02(lon, lat)
+def deep_links(
+    lon: float, lat: float, name: str, gcj02: tuple[float, float] | None = None
+) -> dict[str, str]:
+    """Navigation links for a WGS-84 point, each in the coordinate system its app expects;
+    `gcj02`: the point's GCJ-02 coordinates when the caller has them already."""
+    g_lon, g_lat = gcj02 or wgs84_to_gcj02(lon, lat)
     q = quote(name, safe="")
     return {
         # Amap (高德) speaks GCJ-02; coordinate=gaode says the position is already GCJ-02.

@@ -11,6 +11,7 @@ from stations.cards import load_card_verifier
 from stations.config import StationsSettings
 from stations.coverage.endpoints import router as coverage_router
 from stations.events.handlers import MEMBERSHIP
+from stations.nearby.repository import SearchReads
 from stations.stations.endpoints import router as stations_router
 from stations.subsidies.endpoints import router as subsidies_router
 from stations.visits.endpoints import router as visits_router
@@ -40,6 +41,11 @@ async def _on_startup(app: FastAPI, runtime: ServiceRuntime) -> None:
     assert isinstance(runtime.settings, StationsSettings)
     # Membership's public key, loaded once: member cards are verified offline.
     app.state.card_verifier = load_card_verifier(runtime.settings)
+    app.state.search_reads = SearchReads(runtime.db, runtime.settings)
+
+
+async def _on_shutdown(app: FastAPI) -> None:
+    await app.state.search_reads.dispose()
 
 
 def create_app(settings: StationsSettings | None = None) -> FastAPI:
@@ -56,5 +62,6 @@ def create_app(settings: StationsSettings | None = None) -> FastAPI:
         audit=audit_log,
         subscriptions=[MEMBERSHIP],
         on_startup=_on_startup,
+        on_shutdown=_on_shutdown,
         openapi_tags=TAGS,
     )

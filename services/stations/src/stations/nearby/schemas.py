@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -17,45 +18,65 @@ DEFAULT_MINUTES = 15.0
 MAX_LIMIT = 100
 
 
+@dataclass
 class NearbyParams:
-    """`GET /v1/stations/nearby` query parameters, as one dependency (`Depends()`)."""
+    """The query of `GET /v1/stations/nearby`, as `search` takes it (`**vars(params)`)."""
 
-    def __init__(
-        self,
-        lon: Annotated[float, Query(ge=-180, le=180, description="longitude, in `crs`")],
-        lat: Annotated[float, Query(ge=-90, le=90, description="latitude, in `crs`")],
-        crs: Annotated[
-            Crs, Query(description="datum of lon/lat: wgs84 (GPS) or gcj02 (Amap, Tencent)")
-        ] = Crs.wgs84,
-        minutes: Annotated[
-            float | None,
-            Query(gt=0, le=MAX_MINUTES, description="walking minutes (default 15)"),
-        ] = None,
-        radius_m: Annotated[
-            float | None,
-            Query(gt=0, le=MAX_RADIUS_M, description="radius in metres, instead of minutes"),
-        ] = None,
-        amenity: Annotated[
-            list[str] | None,
-            Query(description="repeatable; a station must offer every amenity listed"),
-        ] = None,
-        open_now: Annotated[bool, Query(description="only stations open at `at`")] = False,
-        at: Annotated[
-            datetime | None,
-            Query(description="when `open_now` is evaluated (ISO 8601, no offset: Beijing time)"),
-        ] = None,
-        station_type: Annotated[StationType | None, Query(alias="type")] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 20,
-        cursor: Annotated[
-            str | None, Query(description="`next_cursor` of the previous page")
-        ] = None,
-    ) -> None:
-        self.lon, self.lat, self.crs = lon, lat, crs
-        self.minutes, self.radius_m = minutes, radius_m
-        self.amenities = amenity or []
-        self.open_now, self.at = open_now, at
-        self.station_type = station_type
-        self.limit, self.cursor = limit, cursor
+    lon: float
+    lat: float
+    crs: Crs
+    minutes: float | None
+    radius_m: float | None
+    amenities: list[str]
+    open_now: bool
+    at: datetime | None
+    station_type: StationType | None
+    limit: int
+    cursor: str | None
+
+
+async def nearby_params(
+    lon: Annotated[float, Query(ge=-180, le=180, description="longitude, in `crs`")],
+    lat: Annotated[float, Query(ge=-90, le=90, description="latitude, in `crs`")],
+    crs: Annotated[
+        Crs, Query(description="datum of lon/lat: wgs84 (GPS) or gcj02 (Amap, Tencent)")
+    ] = Crs.wgs84,
+    minutes: Annotated[
+        float | None,
+        Query(gt=0, le=MAX_MINUTES, description="walking minutes (default 15)"),
+    ] = None,
+    radius_m: Annotated[
+        float | None,
+        Query(gt=0, le=MAX_RADIUS_M, description="radius in metres, instead of minutes"),
+    ] = None,
+    amenity: Annotated[
+        list[str] | None,
+        Query(description="repeatable; a station must offer every amenity listed"),
+    ] = None,
+    open_now: Annotated[bool, Query(description="only stations open at `at`")] = False,
+    at: Annotated[
+        datetime | None,
+        Query(description="when `open_now` is evaluated (ISO 8601, no offset: Beijing time)"),
+    ] = None,
+    station_type: Annotated[StationType | None, Query(alias="type")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 20,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> NearbyParams:
+    """The query parameters, as one dependency. A coroutine on purpose: FastAPI runs a plain
+    function or class dependency in a worker thread, a thread hand-off on every search."""
+    return NearbyParams(
+        lon=lon,
+        lat=lat,
+        crs=crs,
+        minutes=minutes,
+        radius_m=radius_m,
+        amenities=amenity or [],
+        open_now=open_now,
+        at=at,
+        station_type=station_type,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 class Point(BaseModel):

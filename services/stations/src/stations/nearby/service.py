@@ -1,11 +1,14 @@
 """Nearby search: the 15-minute union service circle (15分钟工会服务圈).
 
 How it stays fast with 100,000 stations: every station stores its H3 cell at resolution 7
-(`h3_r7`, ~1.4 km edge, indexed together with `status`). A search turns the circle into the
-few cells that can hold a point of it (`covering_cells`), asks the database only for active
-stations in those cells (an index lookup, never a scan), then computes the exact great-circle
-distance of each candidate in Python and keeps those inside the radius. A 15-minute circle
-(1,125 m at 4.5 km/h) meets 3 to 8 r7 cells, 15-40 km² around the point.
+(`h3_r7`, ~1.4 km edge, indexed together with `status`, `lat` and `lon`). A search turns the
+circle into the few cells that can hold a point of it (`covering_cells`) and asks the
+database for the active stations in those cells (an index lookup, never a scan) that lie in
+the circle's bounding box (checked on the index entries: a 15-minute circle meets 3 to 8 r7
+cells, 15-40 km², but its box is 5 km²) and offer the amenities asked for. Only those rows
+are sent; the exact great-circle distance is computed in Python for them, and opening hours
+only for the page's rows. What a result says of the station itself (location in both datums,
+map links) is computed once per version of the station and cached.
 
 Large circles use coarser cells (r6 from ~5.6 km, r5 from ~15 km): the r7 children of a
 coarser cell form one contiguous run of r7 ids, so each coarse cell becomes one
@@ -29,11 +32,14 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
 import h3
 import opening_hours
-from sqlalchemy.ext.asyncio import AsyncSession
+from h3.api import basic_int as h3_int
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gonghui_shared.clock import CHINA
 from gonghui_shared.errors import Unprocessable
@@ -42,14 +48,7 @@ from stations import geo, hours
 from stations.config import StationsSettings
 from stations.nearby import repository
 from stations.nearby.repository import Candidate
-from stations.nearby.schemas import (
-    DEFAULT_MINUTES,
-    MAX_MINUTES,
-    MAX_RADIUS_M,
-    Location,
-    NearbyPage,
-    NearbyStation,
-)
+from stations.nearby.schemas import DEFAULT_MINUTES, MAX_MINUTES, MAX_RADIUS_M
 from stations.stations import amenities as vocabulary
 from stations.stations.models import StationType
 
@@ -101,11 +100,16 @@ def resolution_for(radius_m: float) -> int:
     return 0
 
 
-def _reach_m(cell: str, c_lon: float, c_lat: float) -> float:
-    """How far the cell extends from its centre: the farthest vertex."""
-    return max(
-        geo.distance_m(c_lon, c_lat, v_lon, v_lat) for v_lat, v_lon in h3.cell_to_boundary(cell)
+@lru_cache(maxsize=65_536)
+def _centre_and_reach(cell: int) -> tuple[float, float, float]:
+    """(lon, lat) of the cell's centre and how far the cell extends from it (the farthest
+    vertex), with 1% and 1 m of slack: edges are arcs, vertices only sample them. Cached:
+    searches around one town keep meeting the same few hundred cells."""
+    c_lat, c_lon = h3_int.cell_to_latlng(cell)
+    reach = max(
+        geo.distance_m(c_lon, c_lat, v_lon, v_lat) for v_lat, v_lon in h3_int.cell_to_boundary(cell)
     )
+    return c_lon, c_lat, reach * 1.01 + 1.0
 
 
 def covering_cells(lon: float, lat: float, radius_m: float) -> list[str]:
@@ -116,6 +120,9 @@ def covering_cells(lon: float, lat: float, radius_m: float) -> list[str]:
     the whole circle; its cells that cannot reach the circle (centre farther than radius +
     the cell's own reach) are dropped, which leaves 3-8 cells for a 15-minute circle.
     `tests/nearby/test_cells.py` checks the cover on random circles, boundary points included.
+    The disk is walked with h3's integer ids (a 15-minute disk has 37 cells, and the string
+    API costs several times more) and cached per centre cell; only the cells kept become
+    strings.
     """
     res = resolution_for(radius_m)
     if res < geo.H3_COARSE:
@@ -124,13 +131,17 @@ def covering_cells(lon: float, lat: float, radius_m: float) -> list[str]:
         radius_m += _R7_REACH_M
     k = math.ceil(radius_m / (_MIN_EDGE_FACTOR * _AVG_EDGE_M[res])) + 1
     found = []
-    for cell in h3.grid_disk(h3.latlng_to_cell(lat, lon, res), k):
-        c_lat, c_lon = h3.cell_to_latlng(cell)
-        # 1% and 1 m of slack: edges are arcs, vertices only sample them.
-        reach = _reach_m(cell, c_lon, c_lat) * 1.01 + 1.0
+    for cell, c_lon, c_lat, reach in _disk(h3_int.latlng_to_cell(lat, lon, res), k):
         if geo.distance_m(lon, lat, c_lon, c_lat) <= radius_m + reach:
-            found.append(cell)
+            found.append(h3.int_to_str(cell))
     return sorted(found)
+
+
+@lru_cache(maxsize=2048)
+def _disk(origin: int, k: int) -> tuple[tuple[int, float, float, float], ...]:
+    """The cells within `k` rings of `origin`, each with its centre and reach. Cached (a few
+    KB an entry, 10 MB at most): searches from one town start from the same few cells."""
+    return tuple((cell, *_centre_and_reach(cell)) for cell in h3_int.grid_disk(origin, k))
 
 
 _RES_SHIFT = 52
@@ -169,16 +180,24 @@ def parent_at(h3_r7: str, res: int) -> str:
 
 
 async def active_within(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     lon: float,
     lat: float,
     radius_m: float,
     station_type: str | None = None,
+    amenities: Sequence[str] = (),
 ) -> list[tuple[float, Candidate]]:
     """(distance, station row) of every active station within `radius_m` of a WGS-84 point,
-    unordered."""
+    unordered; with `amenities`, only those offering them all.
+
+    The database gets the cells (the index) and the circle's bounding box and amenities (row
+    filters), so it returns little more than the circle's matches (the box's corners hold
+    ~21% of it); the exact distance is computed here for those only."""
     ranges = r7_ranges(covering_cells(lon, lat, radius_m))
-    rows = await repository.active_in_cells(session, ranges, station_type)
+    box = geo.bounding_box(lon, lat, radius_m)
+    rows = await repository.active_in_cells(
+        session, ranges, station_type, box=box, amenities=amenities
+    )
     found = []
     for row in rows:
         d = geo.distance_m(lon, lat, row.lon, row.lat)
@@ -303,24 +322,59 @@ def _fill(
     return page, False
 
 
-def _item(distance: float, row: Candidate, open_now: bool, speed_kmh: float) -> NearbyStation:
-    return NearbyStation(
-        id=row.id,
-        name=row.name,
-        station_type=row.station_type,
-        address=row.address,
-        location=Location.model_validate(geo.both(row.lon, row.lat)),
-        amenities=list(row.amenities or []),
-        opening_hours=row.opening_hours,
-        open_now=open_now,
-        distance_m=round(distance, 1),
-        walking_minutes=round(geo.walking_minutes(distance, speed_kmh), 1),
-        navigation=geo.deep_links(row.lon, row.lat, row.name),
+@lru_cache(maxsize=8192)
+def _station_part(
+    station_id: str,
+    name: str,
+    station_type: str,
+    address: str | None,
+    lon: float,
+    lat: float,
+    amenities: tuple[str, ...],
+    opening_hours: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a result says of the station itself, before and after the per-search fields.
+
+    Computed once per version of a station: the GCJ-02 conversion and the map links cost
+    more than the rest of a result together. The key is every value the part is
+    made of, so an edited station is a new entry and a stale one is never served.
+    """
+    gcj02 = geo.wgs84_to_gcj02(lon, lat)
+    head = {
+        "id": station_id,
+        "name": name,
+        "station_type": station_type,
+        "address": address,
+        "location": geo.both(lon, lat, gcj02=gcj02),
+        "amenities": list(amenities),
+        "opening_hours": opening_hours,
+    }
+    return head, {"navigation": geo.deep_links(lon, lat, name, gcj02=gcj02)}
+
+
+def _item(distance: float, row: Candidate, open_now: bool, speed_kmh: float) -> dict[str, Any]:
+    """One result, shaped as `NearbyStation` (its fields in its order)."""
+    head, tail = _station_part(
+        row.id,
+        row.name,
+        row.station_type,
+        row.address,
+        row.lon,
+        row.lat,
+        tuple(row.amenities or ()),
+        row.opening_hours,
     )
+    return {
+        **head,
+        "open_now": open_now,
+        "distance_m": round(distance, 1),
+        "walking_minutes": round(geo.walking_minutes(distance, speed_kmh), 1),
+        **tail,
+    }
 
 
 async def search(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     *,
     lon: float,
     lat: float,
@@ -334,8 +388,9 @@ async def search(
     cursor: str | None = None,
     limit: int = 20,
     speed_kmh: float = DEFAULT_SPEED_KMH,
-) -> NearbyPage:
-    """Active stations within walking distance of a point, nearest first (ties by id).
+) -> dict[str, Any]:
+    """Active stations within walking distance of a point, nearest first (ties by id): a
+    `NearbyPage` as plain data, ready for `to_json`.
 
     `amenities`: a station must offer all of them. `open_now`: only stations open at `at`
     (default now; a naive `at` is Beijing time) in their own time zone.
@@ -364,19 +419,19 @@ async def search(
     # a city stops at the first circle that holds them instead of fetching thousands.
     reach = min(area.radius_m, (after[0] if after else 0.0) + _FIRST_STEP_M)
     while True:
-        found = await active_within(session, w_lon, w_lat, reach, type_filter)
+        found = await active_within(session, w_lon, w_lat, reach, type_filter, sorted(wanted))
         page, more = _fill(found, wanted, after, open_now, at, limit, opened)
         if more or reach >= area.radius_m:
             break
         reach = min(area.radius_m, reach * 2)
 
     last = page[-1] if page else None
-    return NearbyPage(
-        center=Location.model_validate(geo.both(w_lon, w_lat)),
-        walking_speed_kmh=speed_kmh,
-        minutes=round(area.minutes, 2),
-        radius_m=round(area.radius_m, 1),
-        open_at=at,
-        items=[_item(d, row, is_open, speed_kmh) for d, row, is_open in page],
-        next_cursor=_encode_cursor(last[0], last[1].id, at) if more and last else None,
-    )
+    return {
+        "center": geo.both(w_lon, w_lat),
+        "walking_speed_kmh": speed_kmh,
+        "minutes": round(area.minutes, 2),
+        "radius_m": round(area.radius_m, 1),
+        "open_at": at,
+        "items": [_item(d, row, is_open, speed_kmh) for d, row, is_open in page],
+        "next_cursor": _encode_cursor(last[0], last[1].id, at) if more and last else None,
+    }

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic_core import to_json
 
 from gonghui_shared.deps import PageDep, PrincipalDep, RuntimeDep, SessionDep
 from gonghui_shared.errors import ERROR_RESPONSES
 from gonghui_shared.pagination import PageOut, page_of
 from gonghui_shared.permissions import Action
+from gonghui_shared.runtime import ServiceRuntime
 from stations.config import StationsSettings
 from stations.nearby import service as nearby
-from stations.nearby.schemas import NearbyPage, NearbyParams
+from stations.nearby.repository import SearchReads
+from stations.nearby.schemas import NearbyPage, NearbyParams, nearby_params
 from stations.stations import repository, service
 from stations.stations.models import StationStatus, StationType
 from stations.stations.schemas import (
@@ -32,18 +36,25 @@ router = APIRouter(tags=["stations"], responses=ERROR_RESPONSES)
 # above the `{station_id}` routes here, so that `{station_id}` does not swallow them.
 
 
-@router.get("/v1/stations/nearby", tags=["nearby"])
+@router.get("/v1/stations/nearby", tags=["nearby"], response_model=NearbyPage)
 async def nearby_stations(
-    q: Annotated[NearbyParams, Depends()],
+    q: Annotated[NearbyParams, Depends(nearby_params)],
     principal: PrincipalDep,
-    session: SessionDep,
-    runtime: RuntimeDep,
-) -> NearbyPage:
+    request: Request,
+) -> Response:
     """Active stations within walking minutes (default 15) or a radius of a point, nearest first."""
     principal.require(Action.stations_read)
+    # The hot path of the service (the 15-minute circle, p99 < 10 ms at 100,000 stations), so
+    # it skips what it does not need: the runtime straight from the app (the shared dependency
+    # is a plain function, run in a worker thread), the request's session (a read connection
+    # without transaction or pre-ping instead, see `SearchReads`), and models for the page
+    # (plain data, serialised once; its shape is `NearbyPage`'s, checked by the tests).
+    runtime: ServiceRuntime = request.app.state.runtime
     settings = runtime.settings
     assert isinstance(settings, StationsSettings)
-    return await nearby.search(session, **vars(q), speed_kmh=settings.walking_speed_kmh)
+    reads: SearchReads = request.app.state.search_reads
+    page = await reads.run(partial(nearby.search, **vars(q), speed_kmh=settings.walking_speed_kmh))
+    return Response(to_json(page), media_type="application/json")
 
 
 @router.get("/v1/amenities")

@@ -28,8 +28,9 @@ class StationStatus(StrEnum):
 class Station(Timestamped, Base):
     __tablename__ = "stations"
     __table_args__ = (
-        # The spatial index: nearby search looks up the H3 cells around a point.
-        Index("ix_stations_h3_r7_status", "h3_r7", "status"),
+        # The spatial index: nearby search looks up the H3 cells around a point, and checks
+        # the circle's bounding box on the index entries before it reads any row.
+        Index("ix_stations_h3_r7_status_lat_lon", "h3_r7", "status", "lat", "lon"),
         Index("ix_stations_h3_r9", "h3_r9"),
     )
 
