@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from bench import profile
+from bench import profile, wrk
 from bench.dataset import County, OrgRef, Province
 from bench.load import percentiles
 from bench.stack import BARE, REPO, Say, Stack, wait_until_quiet
@@ -36,6 +36,9 @@ CALLERS = 500
 # Extra seconds a load-generator process may take beyond its warm-up and duration.
 GENERATOR_GRACE_SECONDS = 60.0
 NEARBY_AMENITY = "drinking_water"
+SWITCH_RATIO = 1.15  # issue 8: switch to granian only if it serves 15% more member lookups
+# A measurement under granian -> the same one under uvicorn.
+SERVER_COMPARISONS = {"member_direct_granian": "member_direct"}
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,14 @@ class Target:
     p99_ms: float | None = None  # below this
     per_s: float | None = None  # requests (or rows) per second, at least
     ratio: float | None = None  # throughput as a share of the bare endpoint's, at least
+    # Throughput as a multiple of the same measurement under uvicorn, at least: the
+    # server comparison, where "met" means switching would pay.
+    over_uvicorn: float | None = None
 
     def describe(self, unit: str = "req/s") -> str:
         parts = []
+        if self.over_uvicorn is not None:
+            parts.append(f"≥ {self.over_uvicorn:.2f} × uvicorn's (switch if met)")
         if self.ratio is not None:
             parts.append(f"≥ {self.ratio:.0%} of bare")
         if self.p99_ms is not None:
@@ -60,6 +68,10 @@ class Target:
             return False
         if self.ratio is not None and (result.get("ratio_to_bare") or 0) < self.ratio:
             return False
+        if self.over_uvicorn is not None:
+            found = (result.get("details") or {}).get("ratio_to_uvicorn")
+            if found is None or found < self.over_uvicorn:
+                return False
         return self.per_s is None or (result.get("requests_per_s") or 0) >= self.per_s
 
 
@@ -72,7 +84,9 @@ TARGETS: dict[str, Target] = {
     "nearby": Target(p99_ms=10),
     "enrolment": Target(p99_ms=200, per_s=100),  # the harness's proposal
     "attendance": Target(p99_ms=200, per_s=200),  # the harness's proposal
+    "member_direct_granian": Target(over_uvicorn=SWITCH_RATIO),
     "event_latency": Target(p99_ms=100),
+    "relay_drain": Target(per_s=2000),  # events/s, with sync_interval: always
     "roster_import": Target(per_s=5000),
 }
 
@@ -96,7 +110,8 @@ class Result:
             return
         self.target = target.describe(self.unit)
         failed = self.details.get("failed", 0)
-        self.met = target.met(vars(self)) and not failed
+        cut_short = self.details.get("plan_exhausted", False)
+        self.met = target.met(vars(self)) and not failed and not cut_short
 
 
 @dataclass
@@ -144,6 +159,8 @@ class Runner:
     settle_timeout: float = 600.0
     profile: str | None = None  # the measurement whose service py-spy samples
     out: Path | None = None  # where the profile goes
+    generator: str = "httpx"  # "wrk" (bench/wrk.py) or "httpx" (bench/load.py)
+    wrk_path: str | None = None
 
     async def settle(self) -> None:
         """Let the previous measurement's events drain, so none is measured in another's
@@ -159,11 +176,83 @@ class Runner:
         *,
         once: bool = False,
     ) -> Result:
-        """`requests` from the load generator; reads are checked to answer 2xx first."""
+        """`requests` from the load generator; reads are checked to answer 2xx first.
+
+        `service` names the process in `stack.processes` that answers (and that a
+        `--profile` samples).
+        """
         base = self.stack.base(service)
         await self.settle()
         if not once:
             await self._check(base, requests[0])
+        sampler = None
+        if self.profile == key:
+            assert self.out is not None
+            pid = self.stack.processes[service].process.pid
+            raw = self.out / f"profile-{key}.txt"
+            sampler = await profile.record(pid, self.warmup + self.duration, raw)
+        cpu_before = self.stack.cpu_seconds()
+        children_before = _children_cpu()
+        started = time.perf_counter()
+        if self.generator == "wrk":
+            assert self.wrk_path is not None
+            plan = self.folder / "plans" / f"{key}.tsv"
+            wrk.write_plan(requests, plan)
+            found = await wrk.generate(
+                self.wrk_path,
+                base,
+                plan,
+                concurrency=self.concurrency,
+                warmup=self.warmup,
+                duration=self.duration,
+                once=once,
+                log=self.folder / "wrk.log",
+            )
+        else:
+            found = await self._httpx(key, base, requests, once)
+        wall = time.perf_counter() - started
+        if sampler is not None:
+            await self._profiled(key, service, sampler)
+        cpu_after = self.stack.cpu_seconds()
+        # Cores each process kept busy over the whole run (warm-up included).
+        found["cores_busy"] = {
+            name: round((cpu_after[name] - cpu_before[name]) / wall, 2)
+            for name in cpu_after
+            if name in cpu_before and cpu_after[name] - cpu_before[name] > 0.05
+        }
+        found["cores_busy"][f"load generator ({self.generator})"] = round(
+            (_children_cpu() - children_before) / wall, 2
+        )
+        failed = found["requests"] - found["ok"] + found["transport_errors"]
+        result = Result(
+            key,
+            name,
+            found["requests_per_s"],
+            found["p50_ms"],
+            found["p99_ms"],
+            details={
+                **found,
+                "generator": self.generator,
+                "failed": failed,
+                "service": service,
+                "requests_planned": len(requests),
+            },
+        )
+        self.say(
+            f"  {name}: {result.requests_per_s:,} req/s, p50 {result.p50_ms} ms, "
+            f"p99 {result.p99_ms} ms" + (f", {failed} failed {found['statuses']}" if failed else "")
+        )
+        if found.get("plan_exhausted"):
+            self.say(
+                f"  {key}: every planned request was sent before the time was up "
+                f"({len(requests):,}): the figures cover less than the duration"
+            )
+        return result
+
+    async def _httpx(
+        self, key: str, base: str, requests: list[dict[str, Any]], once: bool
+    ) -> dict[str, Any]:
+        """bench.load in a process of its own: the fallback where wrk is not installed."""
         spec = {
             "base_url": base,
             "concurrency": self.concurrency,
@@ -175,14 +264,6 @@ class Runner:
         path = self.folder / "specs" / f"{key}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(spec))
-        sampler = None
-        if self.profile == key:
-            assert self.out is not None
-            pid = self.stack.processes[service].process.pid
-            raw = self.out / f"profile-{key}.txt"
-            sampler = await profile.record(pid, self.warmup + self.duration, raw)
-        cpu_before = self.stack.cpu_seconds()
-        children_before = _children_cpu()
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -202,38 +283,8 @@ class Runner:
             raise
         if process.returncode != 0:
             raise RuntimeError(f"load generator failed for {key}: {err.decode()[-2000:]}")
-        if sampler is not None:
-            await self._profiled(key, service, sampler)
-        found = json.loads(out)
-        cpu_after = self.stack.cpu_seconds()
-        # Cores each process kept busy over the whole run (warm-up included).
-        found["cores_busy"] = {
-            name: round((cpu_after[name] - cpu_before[name]) / (self.warmup + self.duration), 2)
-            for name in cpu_after
-            if cpu_after[name] - cpu_before[name] > 0.05
-        }
-        found["cores_busy"]["load generator"] = round(
-            (_children_cpu() - children_before) / (self.warmup + self.duration), 2
-        )
-        failed = found["requests"] - found["ok"] + found["transport_errors"]
-        result = Result(
-            key,
-            name,
-            found["requests_per_s"],
-            found["p50_ms"],
-            found["p99_ms"],
-            details={
-                **found,
-                "failed": failed,
-                "service": service,
-                "requests_planned": len(requests),
-            },
-        )
-        self.say(
-            f"  {name}: {result.requests_per_s:,} req/s, p50 {result.p50_ms} ms, "
-            f"p99 {result.p99_ms} ms" + (f", {failed} failed {found['statuses']}" if failed else "")
-        )
-        return result
+        found: dict[str, Any] = json.loads(out)
+        return found
 
     async def _profiled(self, key: str, service: str, sampler: asyncio.subprocess.Process) -> None:
         await asyncio.wait_for(sampler.wait(), 60)
@@ -404,8 +455,16 @@ def roster_result(rows: int, seconds: float, say: Say) -> Result:
 
 
 def with_ratios(results: list[Result]) -> list[Result]:
-    """Each HTTP result's throughput as a share of the bare endpoint's; targets judged."""
+    """Each HTTP result's throughput as a share of the bare endpoint's (and granian's as a
+    multiple of uvicorn's); targets judged."""
     bare = next((r for r in results if r.key == BARE), None)
+    by_key = {r.key: r for r in results}
+    for key, uvicorn_key in SERVER_COMPARISONS.items():
+        granian, uvicorn = by_key.get(key), by_key.get(uvicorn_key)
+        if granian and uvicorn and granian.requests_per_s and uvicorn.requests_per_s:
+            granian.details["ratio_to_uvicorn"] = round(
+                granian.requests_per_s / uvicorn.requests_per_s, 3
+            )
     if bare is not None and bare.requests_per_s:
         bare.ratio_to_bare = 1.0
     for result in results:

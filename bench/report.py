@@ -19,6 +19,7 @@ PACKAGES = (
     "fastapi",
     "starlette",
     "uvicorn",
+    "granian",
     "uvloop",
     "httptools",
     "pydantic",
@@ -102,9 +103,10 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{_loads(m['load_average_at_end'])} at the end",
         f"- database: {doc['database']}; NATS {doc['nats_server']}",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
-        f"- load: {s['concurrency']} concurrent clients in one separate process (httpx), "
+        f"- load: {s.get('generator', 'httpx')} in one separate process, "
         f"{s['warmup']} s warm-up then {s['duration']} s per measurement; each service one "
-        f"uvicorn process, database pool {s['pool_size']}+{s['max_overflow']}",
+        f"server process, database pool {s['pool_size']}+{s['max_overflow']}",
+        *_servers(s.get("servers") or {}),
         f"- started {doc['started_at']}, finished {doc['generated_at']}; "
         f"loading took {doc['loading']['seconds']:,} s",
         *_busy_warning(m),
@@ -131,6 +133,13 @@ def markdown(doc: dict[str, Any]) -> str:
             )
             + " |"
         )
+    lines += _comparisons(doc["measurements"])
+    cut_short = [r for r in doc["measurements"] if r["details"].get("plan_exhausted")]
+    if cut_short:
+        lines += ["", "Write plans that ran out before the time was up (target not met):"]
+        lines += [
+            f"- {r['name']}: {r['details'].get('requests_planned')} planned" for r in cut_short
+        ]
     failures = [r for r in doc["measurements"] if r["details"].get("failed")]
     if failures:
         lines += ["", "Requests that failed (counted in the figures, and the target not met):"]
@@ -160,11 +169,44 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += [
         "",
         "Ratio to bare: the measurement's requests/s over the bare Starlette endpoint's, served "
-        "and loaded the same way (the local ceiling). Targets are the harness's proposal "
-        "(bench/measure.py); the issue sets none.",
+        "and loaded the same way (the local ceiling). Targets are issue 8's (bench/measure.py); "
+        "for enrolment and attendance, which it sets none for, the harness's proposal.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _servers(found: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per distinct server setting, naming the processes served that way."""
+    groups: dict[str, list[str]] = {}
+    for name, settings in found.items():
+        if settings["server"].startswith("uvicorn"):
+            access = "access log on" if settings.get("access_log") else "access log off"
+            text = (
+                f"{settings['server']}, loop {settings['loop']}, http {settings['http']}, "
+                f"{settings['workers']} worker(s), {access}"
+            )
+        else:
+            text = (
+                f"{settings['server']}, interface {settings['interface']}, loop "
+                f"{settings['loop']}, http {settings['http']}, {settings['workers']} worker(s)"
+            )
+        groups.setdefault(text, []).append(name)
+    return [f"- served by {text}: {', '.join(names)}" for text, names in groups.items()]
+
+
+def _comparisons(measurements: list[dict[str, Any]]) -> list[str]:
+    """The server comparison's verdict, in words."""
+    lines = []
+    for r in measurements:
+        ratio = r["details"].get("ratio_to_uvicorn")
+        if ratio is None:
+            continue
+        verdict = "switching pays" if r["met"] else "stay on uvicorn"
+        lines.append(
+            f"- {r['name']}: {ratio:.3f} × uvicorn's throughput (switch at ≥ 1.15): {verdict}"
+        )
+    return ["", "Server comparison:", "", *lines] if lines else []
 
 
 def _busy_warning(m: dict[str, Any]) -> list[str]:

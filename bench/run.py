@@ -9,7 +9,10 @@ with --backend sqlite), migrated; the four services and a bare Starlette app as 
 processes on one NATS; the province loaded in-process through the services' own write code
 (bench/dataset.py), its events relayed and consumed until every outbox and consumer is
 idle; then the measurements (bench/measure.py), each from a load generator in a process
-of its own; last the results, as .bench/results.json and .bench/results.md. Everything
+of its own (wrk where it is installed, bench/wrk.py; else the httpx client, bench/load.py),
+the member lookup also under granian (bench/servers.py) and the relay drain
+(bench/drain.py) where they are there; last the results, as .bench/results.json and
+.bench/results.md, naming the generator and how every process was served. Everything
 the run made is removed at the end; --keep leaves its folder (logs, specs) in place.
 """
 
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,7 @@ import httpx
 import nats
 from sqlalchemy import text
 
-from bench import dataset, measure, report
+from bench import dataset, measure, report, servers, wrk
 from bench.dataset import Loading, Sizes
 from bench.measure import Result, Runner
 from bench.stack import BARE, REPO, SERVICES, Stack, running_stack, wait_until_quiet
@@ -59,6 +63,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
     parser.add_argument("--concurrency", type=int, default=16, help="clients in flight at once")
+    parser.add_argument(
+        "--generator",
+        choices=["auto", "wrk", "httpx"],
+        default="auto",
+        help="the load generator: wrk (Debian's wrk, on PATH), the bounded httpx client "
+        "(bench/load.py), or auto: wrk when installed (default)",
+    )
+    parser.add_argument(
+        "--server-compare",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also measure the member lookup on membership under granian "
+        "(default: when granian is installed)",
+    )
     parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument(
         "--postgres-url",
@@ -97,7 +115,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(
             "no PostgreSQL: pass --postgres-url or set TEST_POSTGRES_URL (or use --backend sqlite)"
         )
+    args.wrk_path = wrk.find()
+    if args.generator == "auto":
+        args.generator = "wrk" if args.wrk_path else "httpx"
+    elif args.generator == "wrk" and not args.wrk_path:
+        parser.error("--generator wrk: no wrk on PATH (Debian: apt-get install wrk)")
+    if args.server_compare is None:
+        args.server_compare = servers.granian_available()
+    elif args.server_compare and not servers.granian_available():
+        parser.error("--server-compare needs granian: make install (requirements-dev.txt)")
     return args
+
+
+def generator_name(args: argparse.Namespace) -> str:
+    if args.generator == "wrk":
+        return f"wrk {wrk.version(args.wrk_path)} (1 thread, {args.concurrency} connections)"
+    return f"httpx {metadata.version('httpx')} (bench/load.py, {args.concurrency} clients)"
 
 
 def events_timeout(sizes: Sizes) -> float:
@@ -240,6 +273,27 @@ async def verify(stack: Stack, province: dataset.Province, sizes: Sizes) -> dict
     return shown
 
 
+# Events the relay drain publishes in a quick run (below scale 0.01); bench/drain.py's own
+# default otherwise.
+QUICK_DRAIN_EVENTS = 2000
+
+
+async def relay_drain(stack: Stack, scale: float) -> Result | None:
+    """How fast an outbox relay publishes a backlog (bench/drain.py); skipped without it."""
+    try:
+        from bench import drain
+    except ModuleNotFoundError as exc:
+        if exc.name != "bench.drain":
+            raise
+        say("relay drain: skipped (bench/drain.py is not there)")
+        return None
+    if scale < 0.01:
+        quick: Result = await drain.relay_drain(stack, say, events=QUICK_DRAIN_EVENTS)
+        return quick
+    result: Result = await drain.relay_drain(stack, say)
+    return result
+
+
 async def measure_all(
     stack: Stack,
     province: dataset.Province,
@@ -258,6 +312,8 @@ async def measure_all(
         say,
         profile=args.profile,
         out=args.out,
+        generator=args.generator,
+        wrk_path=args.wrk_path,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     county = province.counties[0]
@@ -288,6 +344,16 @@ async def measure_all(
     for key, name, service, plan in reads:
         if key in wanted:
             results.append(await runner.http(key, name, service, plan()))
+        if key == "member_direct" and args.server_compare and key in wanted:
+            async with servers.under_granian(stack, "membership", "membership_granian", say):
+                results.append(
+                    await runner.http(
+                        "member_direct_granian",
+                        "GET /v1/members/{member_no} on membership directly, under granian",
+                        "membership_granian",
+                        plan(),
+                    )
+                )
     for key, name, bodies in writes:
         if key in wanted:
             requests = measure.writes(stack, county, bodies)
@@ -295,12 +361,28 @@ async def measure_all(
     if "event_latency" in wanted:
         await runner.settle()
         results.append(await measure.event_latency(stack, county, args.duration, say))
+    if "relay_drain" in wanted:
+        await runner.settle()
+        drained = await relay_drain(stack, args.scale)
+        if drained is not None:
+            results.append(drained)
     if "roster_import" in wanted:
         await runner.settle()
         rows = [dataset.person(n, county.org.region_code) for n in dataset.roster_people(sizes)]
         imported, seconds = await members.import_xlsx(village, rows)
         results.append(measure.roster_result(imported, seconds, say))
     return measure.with_ratios(results)
+
+
+def server_settings(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    """How the services were served: uvicorn's loop and HTTP parser (and granian's)."""
+    found = {
+        name: servers.uvicorn_settings(process.argv) for name, process in stack.processes.items()
+    }
+    if args.server_compare:
+        argv = servers.granian_argv("membership.main:create_app", 0)
+        found["membership_granian"] = servers.granian_settings(argv)
+    return found
 
 
 async def run(args: argparse.Namespace, folder: Path) -> tuple[Path, Path]:
@@ -332,6 +414,8 @@ async def run(args: argparse.Namespace, folder: Path) -> tuple[Path, Path]:
                 "max_overflow": stack.max_overflow,
                 "load_workers": args.load_workers,
                 "backend": args.backend,
+                "generator": generator_name(args),
+                "servers": server_settings(stack, args),
             },
             started=started_at,
         )

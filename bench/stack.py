@@ -47,6 +47,8 @@ class Stack:
     max_overflow: int = 4
     # One connection each, kept for the harness's frequent looks (outboxes, read model).
     watchers: dict[str, Database] = field(default_factory=dict)
+    # The environment every process starts from (the repository on PYTHONPATH).
+    base_env: dict[str, str] = field(default_factory=dict)
 
     def cpu_seconds(self) -> dict[str, float]:
         """User + system CPU time each process has used so far (Linux /proc; else empty)."""
@@ -87,11 +89,17 @@ class Stack:
 
 
 def cpu_seconds(pid: int) -> float:
+    """The process's CPU time and its living children's (granian serves from a child)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 async def _create_database(backend: str, admin_url: str | None, folder: Path, name: str) -> str:
@@ -149,6 +157,7 @@ async def running_stack(
         # The bare app is imported from the repository (`bench.bare`), like the harness.
         path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         base_env = os.environ | {"PYTHONPATH": path}
+        stack.base_env = base_env
         for name in (*UPSTREAMS, "gateway"):  # the gateway last: it is told where they are
             env = base_env | stack.settings_env(name)
             stack.processes[name] = ServiceProcess.launch(
@@ -223,6 +232,7 @@ async def wait_until_quiet(
     started = time.perf_counter()
     last_report = started
     quiet_once = False
+    first_backlog: int | None = None
     while True:
         unsent = await unsent_events(stack)
         pending = await pending_deliveries(stack)
@@ -231,10 +241,27 @@ async def wait_until_quiet(
             return time.perf_counter() - started
         quiet_once = quiet
         now = time.perf_counter()
+        backlog = sum(unsent.values()) + sum(pending.values())
+        if first_backlog is None:
+            first_backlog = backlog
         if now - started > timeout:
             raise TimeoutError(f"events still flowing after {timeout:.0f} s: {unsent} {pending}")
         if now - last_report >= every:
             busy = {k: v for k, v in {**unsent, **pending}.items() if v}
-            say(f"  events in flight after {now - started:.0f} s: {busy or 'settling'}")
+            say(
+                f"  events in flight after {now - started:.0f} s: {busy or 'settling'}"
+                + _pace(first_backlog - backlog, backlog, now - started, timeout)
+            )
             last_report = now
         await asyncio.sleep(pause)
+
+
+def _pace(done: int, left: int, seconds: float, timeout: float) -> str:
+    """How fast the backlog shrinks and when it would be gone, against the time allowed."""
+    if done <= 0 or not left:
+        return f" (gives up after {timeout:,.0f} s)"
+    rate = done / seconds
+    return (
+        f" ({rate:,.0f}/s fewer waiting, ~{left / rate:,.0f} s to go; "
+        f"gives up after {timeout:,.0f} s)"
+    )
