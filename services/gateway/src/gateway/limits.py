@@ -51,6 +51,7 @@ class SlidingWindow:
         self.window = window
         self._clock = clock
         self._hits: dict[str, deque[float]] = {}
+        self._next_sweep = float("-inf")
 
     def hit(self, key: str) -> None:
         """Count one hit for `key`, or raise RateLimited (without counting it)."""
@@ -61,8 +62,11 @@ class SlidingWindow:
         if len(hits) >= self.limit:
             raise RateLimited(max(1, math.ceil(hits[0] + self.window - now)))
         hits.append(now)
-        if len(self._hits) > 10_000:
+        if len(self._hits) > 10_000 and now >= self._next_sweep:
+            # At most once a window: with more callers than that all active, sweeping on
+            # every hit would cost a pass over every key for each call.
             self._forget_idle(now)
+            self._next_sweep = now + self.window
 
     def clear(self) -> None:
         self._hits.clear()

@@ -73,7 +73,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Gonghui gateway",
         description=DESCRIPTION,
         version="0.1.0",
-        routers=[accounts_router, me_router, routing_router, dashboards_router, web_router],
+        # Routing first: most calls are routed ones, and a request is matched against the
+        # routes in order (no other router has paths under /v1/<service>/).
+        routers=[routing_router, accounts_router, me_router, dashboards_router, web_router],
         outbox=outbox,
         inbox=inbox,
         subscriptions=[*dashboard_subscriptions()],

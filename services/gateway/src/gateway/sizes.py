@@ -18,6 +18,8 @@ from gonghui_shared.errors import PayloadTooLarge, error_response
 
 ROSTER_IMPORT = "/v1/membership/rosters/import"
 _SMALL_TYPES = (b"application/json", b"application/x-www-form-urlencoded")
+# Methods whose requests carry no body unless they declare one.
+_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
 class BodyTooLarge(PayloadTooLarge):
@@ -34,9 +36,13 @@ class BodySizeLimit:
         self.max_upload = max_upload_bytes
 
     def limit(self, scope: Scope) -> int:
-        headers = dict(scope.get("headers") or [])
-        content_type = headers.get(b"content-type", b"").lower()
-        if scope["path"] == ROSTER_IMPORT or not content_type.startswith(_SMALL_TYPES):
+        content_type = next(
+            (value for name, value in scope.get("headers") or [] if name == b"content-type"), b""
+        )
+        return self._limit(scope["path"], content_type)
+
+    def _limit(self, path: str, content_type: bytes) -> int:
+        if path == ROSTER_IMPORT or not content_type.lower().startswith(_SMALL_TYPES):
             return self.max_upload
         return self.max_body
 
@@ -44,16 +50,21 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit(scope)
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
+        declared: bytes | None = None
+        content_type = b""
+        for name, value in scope.get("headers") or []:
+            if name == b"content-length":
+                declared = value
+            elif name == b"content-type":
+                content_type = value
+        if declared is None and scope["method"] in _BODYLESS:
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit(scope["path"], content_type)
         if declared is not None:
             if declared.isdigit() and int(declared) > limit:
                 await self._refuse(send, limit)
                 return
-            await self.app(scope, receive, send)
-            return
-        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
         # No declared length: read the body (at most `limit` bytes are kept) and replay it.

@@ -443,6 +443,10 @@ async def test_the_gateway_documents_its_routes_and_links_the_services(
     assert set(routed) == {"get", "post", "put", "patch", "delete"}
     assert {p["name"] for p in routed["get"]["parameters"]} == {"path"}
     assert {"401", "503", "504"} <= set(routed["get"]["responses"])
+    # Documented as needing a caller, by the same schemes as every route that takes one.
+    schemes = set(document["components"]["securitySchemes"])
+    for operation in routed.values():
+        assert {name for option in operation["security"] for name in option} == schemes
 
     page = await gateway.get("/v1/training/docs")
     assert page.status_code == 200 and "/v1/training/openapi.json" in page.text
@@ -465,14 +469,20 @@ async def test_one_pooled_client_per_service_made_at_startup_closed_at_shutdown(
     }
     for upstream in upstreams:
         assert not upstream.client.is_closed
+        assert not upstream.session.closed
+        assert upstream.connect_timeout == settings.upstream_connect_timeout_seconds
+        assert upstream.read_timeout == settings.upstream_timeout_seconds
         timeout = upstream.client.timeout
         assert timeout.connect == settings.upstream_connect_timeout_seconds
         assert timeout.read == settings.upstream_timeout_seconds
+    # One session per service, each with its own pool of connections.
+    assert len({id(upstream.session) for upstream in upstreams}) == len(SERVICES)
     # The shutdown hook closes every client (here on a stand-in holding fresh ones).
     stand_in = FastAPI()
     stand_in.state.upstreams = Upstreams.from_settings(settings)
     await _on_shutdown(stand_in)
     assert all(upstream.client.is_closed for upstream in stand_in.state.upstreams)
+    assert all(upstream.session.closed for upstream in stand_in.state.upstreams)
 
 
 async def test_a_caller_hanging_up_mid_upload_is_no_500(

@@ -24,7 +24,6 @@ import functools
 import ipaddress
 import logging
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -87,6 +86,9 @@ HOP_BY_HOP = frozenset(
 # The gateway's own server writes these for the response it sends (the request id is the
 # same one the gateway gave the service).
 _SET_BY_GATEWAY = frozenset({"date", "server", "x-request-id"})
+# The same as bytes, as the ASGI scope and the relay have header names.
+_FORWARDED_REQUEST_HEADERS = frozenset(h.encode() for h in FORWARDED_REQUEST_HEADERS)
+_DROPPED_RESPONSE_HEADERS = frozenset(h.encode() for h in HOP_BY_HOP | _SET_BY_GATEWAY)
 
 
 class ClientGone(BadRequest):
@@ -133,46 +135,64 @@ def forwarded_for(request: Request) -> dict[str, str]:
     """`X-Forwarded-For` for the service: the address the gateway got the call from, after
     the chain our own proxies in front of it built (a header from anyone else is dropped:
     a client may write any address there)."""
+    value = _forwarded_for(request)
+    return {"x-forwarded-for": value.decode("latin-1")} if value is not None else {}
+
+
+def _forwarded_for(request: Request) -> bytes | None:
     client = request.scope.get("client")
     if not client:
-        return {}
+        return None
     peer = str(client[0])
-    trusted = _networks(request.app.state.runtime.settings.trusted_proxies)
+    if not _peer_is_trusted(peer, request.app.state.runtime.settings.trusted_proxies):
+        return peer.encode("latin-1")
     received = [
         hop.strip()
-        for value in request.headers.getlist("x-forwarded-for")
-        for hop in value.split(",")
+        for name, value in request.scope["headers"]
+        if name == b"x-forwarded-for"
+        for hop in value.split(b",")
         if hop.strip()
     ]
-    chain = [*received, peer] if _is_trusted(peer, trusted) else [peer]
-    return {"x-forwarded-for": ", ".join(chain)}
+    return b", ".join([*received, peer.encode("latin-1")])
 
 
-def request_headers(request: Request, token: str | None) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=1024)
+def _peer_is_trusted(peer: str, trusted_proxies: str) -> bool:
+    # Callers' addresses repeat (keep-alive, NAT): parsing each one once is enough.
+    return _is_trusted(peer, _networks(trusted_proxies))
+
+
+def request_headers(request: Request, token: str | None) -> list[tuple[bytes, bytes]]:
     """What the service sees: the allowed caller headers, then where the call came from, who
     is asking and which request."""
-    headers = [(k, v) for k, v in request.headers.items() if k in FORWARDED_REQUEST_HEADERS]
-    # httpx would otherwise offer gzip on the caller's behalf, and the caller would get
-    # a body encoded in a way it never asked for.
-    headers.append(("accept-encoding", request.headers.get("accept-encoding", "identity")))
-    headers.extend(forwarded_for(request).items())
-    headers.extend(identity_headers(token).items())
+    accept_encoding = b"identity"
+    headers: list[tuple[bytes, bytes]] = []
+    for name, value in request.scope["headers"]:
+        if name in _FORWARDED_REQUEST_HEADERS:
+            headers.append((name, value))
+        elif name == b"accept-encoding":
+            accept_encoding = value
+    # Offered only as the caller offered it: the caller must never get a body encoded in
+    # a way it did not ask for.
+    headers.append((b"accept-encoding", accept_encoding))
+    forwarded = _forwarded_for(request)
+    if forwarded is not None:
+        headers.append((b"x-forwarded-for", forwarded))
+    headers.extend(
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in identity_headers(token).items()
+    )
     return headers
 
 
-def response_headers(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+def response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The service's response headers without hop-by-hop ones and those the gateway sets."""
-    named = {
-        name.strip().lower()
-        for value in response.headers.get_list("connection")
-        for name in value.split(",")
-    }
-    dropped = HOP_BY_HOP | _SET_BY_GATEWAY | named
-    return [
-        (k.encode("latin-1"), v.encode("latin-1"))
-        for k, v in response.headers.multi_items()
-        if k.lower() not in dropped
-    ]
+    lowered = [(name.lower(), name, value) for name, value in headers]
+    dropped = _DROPPED_RESPONSE_HEADERS
+    named = [value for lower, _, value in lowered if lower == b"connection"]
+    if named:
+        dropped = dropped | {n.strip().lower() for value in named for n in value.split(b",")}
+    return [(name, value) for lower, name, value in lowered if lower not in dropped]
 
 
 def _has_body(request: Request) -> bool:
@@ -182,44 +202,52 @@ def _has_body(request: Request) -> bool:
     return "transfer-encoding" in request.headers
 
 
-async def _relay_body(upstream: Upstream, response: httpx.Response) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.aiter_raw():
-            yield chunk
-    except httpx.TransportError as exc:
-        # The status line is out already: all we can do is break the connection, so the
-        # caller sees a failed download rather than a body cut short that looks complete.
-        log.warning(
-            "service broke off a response body",
-            extra={"upstream": upstream.name, "error": repr(exc)},
-        )
-        raise
-
-
 async def forward(
     request: Request, upstream: Upstream, raw_path: bytes, token: str | None
 ) -> Response:
     """Send the caller's request to the service and stream its answer back."""
-    outgoing = upstream.client.build_request(
-        request.method,
-        upstream.url(raw_path, request.scope.get("query_string", b"")),
-        headers=request_headers(request, token),
-        content=request.stream() if _has_body(request) else None,
-    )
+    query: bytes = request.scope.get("query_string", b"")
+    has_body = _has_body(request)
     try:
-        response = await upstream.send(outgoing, stream=True)
+        answer = await upstream.relay(
+            request.method,
+            raw_path + b"?" + query if query else raw_path,
+            request_headers(request, token),
+            request.stream() if has_body else None,
+            # A body the caller sent without a length goes on the same way, chunked.
+            chunked=has_body and "content-length" not in request.headers,
+        )
     except ClientDisconnect:
         # The caller hung up mid-upload: nobody will read this answer, but it is no 500.
         raise ClientGone() from None
     # The service answered, so its audit log has the call (with the caller's address and
     # this request id): the gateway records only what it answered itself (a 401, a 503 …).
     mark_audited_upstream()
+    status = answer.status
+    headers = response_headers(list(answer.raw_headers))
+    if answer.content.is_eof():
+        # A small answer is usually whole by the time its headers are read: no streaming
+        # machinery for it, and the connection is free for the next call at once.
+        try:
+            body = await answer.read()  # already here: no waiting
+        finally:
+            upstream.done(answer)
+        whole = Response(body, status_code=status)
+        may_have_body = status >= 200 and status not in (204, 304)
+        if may_have_body and not any(name.lower() == b"content-length" for name, _ in headers):
+            headers.append((b"content-length", str(len(body)).encode()))
+        whole.raw_headers = headers
+        return whole
+
+    async def release() -> None:
+        # Also when the body was never read (the caller left first): the connection must
+        # go back to the pool (or be closed) either way.
+        upstream.done(answer)
+
     relayed = StreamingResponse(
-        _relay_body(upstream, response),
-        status_code=response.status_code,
-        background=BackgroundTask(response.aclose),
+        upstream.body(answer), status_code=status, background=BackgroundTask(release)
     )
-    relayed.raw_headers = response_headers(response)
+    relayed.raw_headers = headers
     return relayed
 
 

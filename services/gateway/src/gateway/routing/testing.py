@@ -71,6 +71,9 @@ class LoopbackServer:
         config = uvicorn.Config(
             self.app,
             lifespan="off",  # the app's own lifespan, if any, is the caller's to run
+            # The app sees the connection's own peer (which port a call came from), not the
+            # address in the X-Forwarded-For the gateway sends.
+            proxy_headers=False,
             log_config=None,
             log_level="warning",
             timeout_graceful_shutdown=1,
@@ -128,9 +131,10 @@ def refused_port() -> int:
 class EchoService:
     """A fake service that answers with what reached it.
 
-    Its JSON answer (and its `calls` log) holds the method, raw path, query, headers and
-    the body's size, digest and number of chunks. `/v1/slow?seconds=` answers late,
-    `/v1/download?bytes=` streams a body, `/v1/status/<code>` answers with that status.
+    Its JSON answer (and its `calls` log) holds the method, raw path, query, headers, the
+    body's size, digest and number of chunks, and the port the call came from.
+    `/v1/slow?seconds=` answers late, `/v1/download?bytes=` streams a body,
+    `/v1/status/<code>` answers with that status.
     """
 
     name: str
@@ -165,6 +169,8 @@ class EchoService:
             "body_bytes": size,
             "body_sha256": digest.hexdigest(),
             "body_chunks": chunks,
+            # The gateway's end of the connection: the same port for calls on one connection.
+            "peer_port": scope["client"][1] if scope.get("client") else None,
         }
         self.calls.append(call)
         if path == "/v1/slow":
