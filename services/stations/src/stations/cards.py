@@ -132,7 +132,7 @@ def load_card_verifier(settings: StationsSettings) -> CardVerifier:
     return CardVerifier(card_public_key(settings))
 
 
-def get_card_verifier(request: Request) -> CardVerifier:
+async def get_card_verifier(request: Request) -> CardVerifier:
     verifier: CardVerifier = request.app.state.card_verifier
     return verifier
 

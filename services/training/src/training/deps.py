@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from gonghui_shared.pii import PiiCipher
 
 
-def get_pii(request: Request) -> PiiCipher:
+async def get_pii(request: Request) -> PiiCipher:
     cipher: PiiCipher = request.app.state.runtime.pii
     return cipher
 

@@ -114,7 +114,7 @@ async def caller_of(request: Request) -> Caller:
 SECURITY: list[dict[str, list[str]]] = [{_bearer.scheme_name: []}, {_api_key.scheme_name: []}]
 
 
-def caller_principal(caller: CallerDep) -> Principal:
+async def caller_principal(caller: CallerDep) -> Principal:
     """The caller's principal, for endpoints shared with the services (`GET /v1/audit`):
     resolved as every gateway call is, revocation checked and API keys accepted."""
     return caller.principal

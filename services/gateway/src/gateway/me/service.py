@@ -48,7 +48,7 @@ class AlreadyAMember(Conflict):
     message_zh = "您已是会员"
 
 
-def member_caller(caller: CallerDep) -> Caller:
+async def member_caller(caller: CallerDep) -> Caller:
     """The caller, if a member (or applicant) of the mobile app."""
     if caller.principal.role is not Role.member:
         raise MembersOnly()

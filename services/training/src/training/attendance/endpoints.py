@@ -17,7 +17,7 @@ from training.config import TrainingSettings
 from training.enrolments.service import session_for_listing
 
 
-def get_qr_signer(request: Request) -> QrSigner:
+async def get_qr_signer(request: Request) -> QrSigner:
     """The signer loaded at start-up (so production refuses a missing key before serving)."""
     signer: QrSigner = request.app.state.qr_signer
     return signer
