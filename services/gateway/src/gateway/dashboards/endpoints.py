@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from gateway.accounts.caller import CallerDep
 from gateway.config import GatewaySettings
@@ -49,7 +49,20 @@ def _circle(request: Request) -> service.Circle:
     return service.Circle(minutes=15.0, speed_kmh=speed)
 
 
-@router.get("/overview")
+def _answers(request: Request) -> service.Answers:
+    """This process's cached answers (one per app: each app may have its own database)."""
+    state = request.app.state
+    if not hasattr(state, "dashboard_answers"):
+        state.dashboard_answers = service.Answers(state.runtime.db)
+    answers: service.Answers = state.dashboard_answers
+    return answers
+
+
+def _json(body: bytes) -> Response:
+    return Response(content=body, media_type="application/json")
+
+
+@router.get("/overview", response_model=DashboardOverview)
 async def get_overview(
     request: Request,
     org_id: OrgId,
@@ -57,12 +70,17 @@ async def get_overview(
     session: SessionDep,
     from_: From = None,
     to: To = None,
-) -> DashboardOverview:
+) -> Response:
     """Every figure of an org's subtree (members, cadres, training, stations, coverage)."""
-    return await service.overview(session, caller.principal, org_id, from_, to, _circle(request))
+    return _json(
+        await service.cached_answer(
+            session, _answers(request), "overview", caller.principal, org_id, from_, to,
+            _circle(request),
+        )
+    )  # fmt: skip
 
 
-@router.get("/children")
+@router.get("/children", response_model=DashboardChildren)
 async def get_children(
     request: Request,
     org_id: OrgId,
@@ -70,9 +88,14 @@ async def get_children(
     session: SessionDep,
     from_: From = None,
     to: To = None,
-) -> DashboardChildren:
+) -> Response:
     """The same figures for each direct child org's subtree, for drill-down."""
-    return await service.children(session, caller.principal, org_id, from_, to, _circle(request))
+    return _json(
+        await service.cached_answer(
+            session, _answers(request), "children", caller.principal, org_id, from_, to,
+            _circle(request),
+        )
+    )  # fmt: skip
 
 
 @router.get("/timeseries")

@@ -27,6 +27,7 @@ certificates_revoked   [] of those, revoked; month issued
 visits                 [station_type] month of the visit's day (服务人次)
 services_used          [service] each service used in a visit
 subsidies_paid_fen     [] the month the subsidy is for (`period`)
+stations               [station_type|status] +1 where hosted; all time only (a stock)
 =====================  ===================================================================
 """
 
@@ -38,7 +39,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.dashboards import repository
+from gateway.dashboards import coverage, repository
 from gateway.dashboards.models import (
     DashCertificate,
     DashMember,
@@ -365,6 +366,15 @@ async def certificate_revoked(session: AsyncSession, event: Event, envelope: Eve
 _UNKNOWN = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def station_counts(row: DashStation | None) -> Counts:
+    """A station counts once where it is hosted, by its type and status, for all time."""
+    counts: Counts = {}
+    if row is not None:
+        dimension = f"{row.station_type}|{row.status}"
+        _add(counts, row.host_org_id, repository.STATIONS, repository.ALL_TIME, dimension, 1)
+    return counts
+
+
 async def _station(
     session: AsyncSession,
     station_id: str,
@@ -377,8 +387,10 @@ async def _station(
     name: str = "",
 ) -> DashStation:
     """The station's row, created from what this event knows if it is the first one; the
-    place and the status are then applied only if this event is the newest to set them."""
+    place and the status are then applied only if this event is the newest to set them.
+    The villages around where it was active before and where it is now are recomputed."""
     row = await repository.station_for_update(session, station_id)
+    before = station_counts(row)
     if row is None:
         row = DashStation(
             station_id=station_id,
@@ -387,20 +399,29 @@ async def _station(
             name=name,
             lon=0.0,
             lat=0.0,
+            cell=coverage.cell_of(0.0, 0.0),
             status=ACTIVE,
             place_at=_UNKNOWN,
             status_at=_UNKNOWN,
         )
         session.add(row)
+        was_active_at = None
+    else:
+        was_active_at = (row.lon, row.lat) if row.status == ACTIVE else None
     if station_type and (name or not row.station_type):  # the opening's type wins
         row.station_type = station_type
     if name:
         row.name = name
     if place is not None and envelope.occurred_at >= row.place_at:
         (row.lon, row.lat), row.place_at = place, envelope.occurred_at
+        row.cell = coverage.cell_of(*place)
         row.host_org_id = host_org_id
     if status is not None and envelope.occurred_at >= row.status_at:
         row.status, row.status_at = status, envelope.occurred_at
+    await repository.add_counts(session, difference(before, station_counts(row)))
+    active_at = (row.lon, row.lat) if row.status == ACTIVE else None
+    if active_at != was_active_at:
+        await coverage.station_changed(session, was_active_at, active_at)
     return row
 
 
@@ -463,6 +484,34 @@ async def subsidy_paid(session: AsyncSession, event: Event, envelope: EventEnvel
     await repository.add_counts(session, counts)
 
 
+# -- orgs ---------------------------------------------------------------------------------
+
+
+def _with_cover(handler: Handler) -> Handler:
+    """The shared replica handler; then, when the org is new (or its path changed), its
+    counters join its subtrees; and its row of the 15-minute circle."""
+
+    async def apply(session: AsyncSession, event: Event, envelope: EventEnvelope) -> None:
+        assert isinstance(event, m.OrgCreated | m.OrgUpdated)
+        await repository.lock_orgs(session, [event.org_id])
+        known = await session.get(DashOrg, event.org_id, with_for_update=True)
+        old_path = known.path if known is not None else None
+        was = coverage.village_place(known)
+        await handler(session, event, envelope)
+        await session.flush()
+        org = await session.get(DashOrg, event.org_id)
+        await repository.org_arrived(
+            session, event.org_id, old_path, org.path if org is not None else None
+        )
+        await coverage.org_changed(session, event.org_id, was)
+
+    return apply
+
+
+def _org_handlers() -> dict[type[Event], Handler]:
+    return {cls: _with_cover(handler) for cls, handler in org_handlers(DashOrg).items()}
+
+
 # -- wiring -------------------------------------------------------------------------------
 
 
@@ -482,7 +531,7 @@ def _fresh(source: str, handler: Handler) -> Handler:
 
 _HANDLERS: dict[str, Mapping[type[Event], Handler]] = {
     "membership": {
-        **org_handlers(DashOrg),
+        **_org_handlers(),
         m.MemberApproved: member_approved,
         m.MemberTransferred: member_transferred,
         m.MemberWithdrawn: membership_ended,

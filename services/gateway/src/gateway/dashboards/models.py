@@ -3,8 +3,9 @@
 Three kinds of table:
 
 * **counters** (`dash_counters`): one row per (org, period, metric, dimension) holding a sum
-  the handlers keep up to date. A subtree's figure is one range of `dash_orgs.path` joined
-  to the counters of those orgs by primary key; nothing per member is read.
+  the handlers keep up to date, and the same sums per subtree (`dash_subtree_counters`,
+  one row per org in the path of each counted org): a subtree's figure is the rows of one
+  node; nothing per member, nor per org below it, is read.
 * **entity state** the handlers need to stay order-tolerant and to move counts: members
   (`dash_members`, `dash_member_moves`), sessions, certificates. Their counters are a pure
   function of that state, so an event only ever adds "new contribution - old contribution",
@@ -85,6 +86,28 @@ class DashCounter(Base):
     __table_args__ = (Index("ix_dash_counters_org_id_metric", "org_id", "metric", "period"),)
 
     org_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[int] = mapped_column(BIG)
+
+
+class DashSubtreeCounter(Base):
+    """`dash_counters` summed over each org's subtree: what an overview reads.
+
+    `node_id` is every org id in the path of a counted org (itself included), so a
+    subtree's figure is the rows of one node, however many orgs are below it. The
+    handlers add each change to the org's counter and, in the same statement order and
+    transaction, to its path's nodes (`repository.add_counts`); an org not announced yet
+    has no path, so its counters join its nodes when it is (`repository.org_arrived`).
+    """
+
+    __tablename__ = "dash_subtree_counters"
+    __table_args__ = (
+        Index("ix_dash_subtree_counters_node_id_metric", "node_id", "metric", "period"),
+    )
+
+    node_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), primary_key=True)
     metric: Mapped[str] = mapped_column(String(40), primary_key=True)
     dimension: Mapped[str] = mapped_column(String(60), primary_key=True)
@@ -205,6 +228,7 @@ class DashStation(Base):
     __table_args__ = (
         Index("ix_dash_stations_host_org_id", "host_org_id"),
         Index("ix_dash_stations_lat", "lat"),
+        Index("ix_dash_stations_cell", "cell"),
     )
 
     station_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -214,9 +238,26 @@ class DashStation(Base):
     lon: Mapped[float] = mapped_column(Float)
     lat: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(20))
+    # The grid cell of (lon, lat), `dashboards.coverage.cell_of`: how villages find it.
+    cell: Mapped[int | None] = mapped_column(BIG)
     # Newest event that set the place (opened/updated) and the status, each order-tolerant.
     place_at: Mapped[datetime]
     status_at: Mapped[datetime]
+
+
+class DashVillageCover(Base):
+    """A located village union's nearest active station, kept by the handlers
+    (`dashboards.coverage`): the 15-minute circle without looking at a station per request."""
+
+    __tablename__ = "dash_village_cover"
+    __table_args__ = (Index("ix_dash_village_cover_cell", "cell"),)
+
+    org_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    cell: Mapped[int] = mapped_column(BIG)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    # Metres to the nearest active station within coverage.NEAREST_MAX_M; null: none.
+    nearest_m: Mapped[float | None] = mapped_column(Float)
 
 
 class DashSource(Base):
@@ -234,6 +275,7 @@ READ_MODELS = (
     DashOrg,
     DashUnit,
     DashCounter,
+    DashSubtreeCounter,
     DashPersonSeen,
     DashMember,
     DashMemberMove,
@@ -242,5 +284,6 @@ READ_MODELS = (
     DashSession,
     DashCertificate,
     DashStation,
+    DashVillageCover,
     DashSource,
 )

@@ -8,6 +8,7 @@ range and group by the node: one statement however many children, each an index 
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from sqlalchemy import (
     distinct,
     exists,
     func,
+    insert,
     or_,
     select,
 )
@@ -29,6 +31,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from gateway.dashboards import coverage
+from gateway.dashboards.locks import advisory_locks
 from gateway.dashboards.models import (
     READ_MODELS,
     DashCadre,
@@ -42,7 +46,9 @@ from gateway.dashboards.models import (
     DashSession,
     DashSource,
     DashStation,
+    DashSubtreeCounter,
     DashUnit,
+    DashVillageCover,
 )
 from gonghui_shared.contracts.membership import RegisteredUnit
 from gonghui_shared.db import insert_ignoring_conflicts
@@ -117,12 +123,21 @@ def months_only(column: Any, first: str | None, last: str | None) -> ColumnEleme
 ALL_TIME = "*"
 
 
-def periods_of(month: str) -> tuple[str, str, str]:
-    """The counter periods a month's change is added to: the month, its year, all time."""
+Counts = dict[tuple[str, str, str, str], int]
+# Station counts by type and status (`handlers.station_counts`): a stock with no history,
+# kept in the all-time period only.
+STATIONS = "stations"
+
+
+def periods_of(month: str) -> tuple[str, ...]:
+    """The counter periods a month's change is added to: the month, its year, all time
+    (a change "of all time" only to that)."""
+    if month == ALL_TIME:
+        return (ALL_TIME,)
     return (month, month[:4], ALL_TIME)
 
 
-def rolled_up(deltas: dict[tuple[str, str, str, str], int]) -> dict[tuple[str, str, str, str], int]:
+def rolled_up(deltas: Counts) -> Counts:
     """(org, metric, month, dimension) deltas as (org, period, metric, dimension) ones."""
     rows: dict[tuple[str, str, str, str], int] = defaultdict(int)
     for (org_id, metric, month, dimension), value in deltas.items():
@@ -131,23 +146,139 @@ def rolled_up(deltas: dict[tuple[str, str, str, str], int]) -> dict[tuple[str, s
     return {key: value for key, value in rows.items() if value}
 
 
-async def add_counts(session: AsyncSession, deltas: dict[tuple[str, str, str, str], int]) -> None:
-    """Add each (org, metric, month, dimension) delta to its month's, year's and all-time
-    counter, creating them at 0 first: one upsert statement."""
-    if not deltas:
-        return
-    rows = [
-        {"org_id": o, "period": p, "metric": m, "dimension": d, "value": v}
-        for (o, p, m, d), v in sorted(rolled_up(deltas).items())  # one order: no deadlocks
-    ]
+def nodes_of(path: str) -> list[str]:
+    """The orgs whose subtree holds the org at `path`: its ids, root first, itself last."""
+    return [part for part in path.split("/") if part]
+
+
+def by_node(rows: Counts, paths: dict[str, str], sign: int = 1) -> Counts:
+    """(org, period, metric, dimension) sums as the (node, …) sums of each org's path;
+    orgs without a known path count for no node yet."""
+    nodes: Counts = defaultdict(int)
+    for (org_id, period, metric, dimension), value in rows.items():
+        path = paths.get(org_id)
+        if path is not None:
+            for node_id in nodes_of(path):
+                nodes[(node_id, period, metric, dimension)] += sign * value
+    return {key: value for key, value in nodes.items() if value}
+
+
+_ORG_LOCKS = 0x6F7267  # "org": the first key of an org's advisory lock
+
+
+def _org_lock(org_id: str) -> tuple[int, int]:
+    """A stable 32-bit key per org id (Python's hash() differs per process)."""
+    return (
+        _ORG_LOCKS,
+        int.from_bytes(
+            hashlib.blake2b(org_id.encode(), digest_size=4).digest(), "big", signed=True
+        ),
+    )
+
+
+async def lock_orgs(session: AsyncSession, org_ids: Iterable[str]) -> None:
+    """Serialise, per org, counting for it while it is unknown and announcing it
+    (`org_arrived`): otherwise a count made while the org is unknown, committed after the
+    announcement read the org's counters, would never reach its subtree."""
+    await advisory_locks(session, (_org_lock(org_id) for org_id in org_ids))
+
+
+async def _paths(session: AsyncSession, org_ids: Iterable[str]) -> dict[str, str]:
+    """The known orgs' paths, each row locked against a change of path (FOR KEY SHARE
+    waits for the replica handler's FOR UPDATE) until this transaction ends."""
+    query = (
+        select(DashOrg.id, DashOrg.path)
+        .where(DashOrg.id.in_(sorted(set(org_ids))))
+        .with_for_update(key_share=True)
+    )
+    return {org_id: path for org_id, path in await session.execute(query)}
+
+
+async def _add_rows(session: AsyncSession, model: Any, key: str, rows: Counts) -> None:
+    """Add (key, period, metric, dimension) values, creating rows at 0: one upsert."""
     if not rows:
         return
-    statement = _insert(session, DashCounter)
+    statement = _insert(session, model)
     statement = statement.on_conflict_do_update(
-        index_elements=["org_id", "period", "metric", "dimension"],
-        set_={"value": DashCounter.value + statement.excluded.value},
+        index_elements=[key, "period", "metric", "dimension"],
+        set_={"value": model.value + statement.excluded.value},
     )
-    await session.execute(statement, rows)
+    await session.execute(
+        statement,
+        [
+            {key: k, "period": p, "metric": m, "dimension": d, "value": v}
+            for (k, p, m, d), v in sorted(rows.items())  # one order: no deadlocks
+        ],
+    )
+
+
+async def add_counts(session: AsyncSession, deltas: Counts) -> None:
+    """Add each (org, metric, month, dimension) delta to its month's, year's and all-time
+    counter of the org and of every org above it: two upserts (and the orgs' paths)."""
+    rows = rolled_up(deltas)
+    if not rows:
+        return
+    orgs = {org_id for org_id, _, _, _ in rows}
+    paths = await _paths(session, orgs)
+    if unknown := orgs - paths.keys():  # wait for an announcement under way, if any
+        await lock_orgs(session, unknown)
+        paths.update(await _paths(session, unknown))
+    await _add_rows(session, DashCounter, "org_id", rows)
+    await _add_rows(session, DashSubtreeCounter, "node_id", by_node(rows, paths))
+
+
+async def org_arrived(
+    session: AsyncSession, org_id: str, old_path: str | None, new_path: str | None
+) -> None:
+    """An org was announced (or its path changed): its counters leave the nodes of the
+    old path and join those of the new one. The caller holds `lock_orgs([org_id])`."""
+    if old_path == new_path:
+        return
+    query = select(
+        DashCounter.period, DashCounter.metric, DashCounter.dimension, DashCounter.value
+    ).where(DashCounter.org_id == org_id)
+    rows = {(org_id, p, m, d): v for p, m, d, v in await session.execute(query) if v}
+    moved: Counts = defaultdict(int)
+    for path, sign in ((old_path, -1), (new_path, 1)):
+        if path is not None:
+            for key, value in by_node(rows, {org_id: path}, sign).items():
+                moved[key] += value
+    await _add_rows(session, DashSubtreeCounter, "node_id", {k: v for k, v in moved.items() if v})
+
+
+async def rebuild_derived(session: AsyncSession) -> None:
+    """Derive from the entity rows what the handlers keep besides them, as they would have:
+    the station counters, every subtree counter, the 15-minute circle. For a read model
+    loaded in bulk rather than through the handlers (a benchmark, an import)."""
+    await session.execute(delete(DashCounter).where(DashCounter.metric == STATIONS))
+    stations: Counts = defaultdict(int)
+    query = select(DashStation.host_org_id, DashStation.station_type, DashStation.status)
+    for host, station_type, status in await session.execute(query):
+        stations[(host, STATIONS, ALL_TIME, f"{station_type}|{status}")] += 1
+    await _add_rows(session, DashCounter, "org_id", rolled_up(stations))
+    await session.execute(delete(DashSubtreeCounter))
+    paths = {
+        org_id: path for org_id, path in await session.execute(select(DashOrg.id, DashOrg.path))
+    }
+    counters = select(
+        DashCounter.org_id,
+        DashCounter.period,
+        DashCounter.metric,
+        DashCounter.dimension,
+        DashCounter.value,
+    )
+    rows = {(o, p, m, d): v for o, p, m, d, v in await session.execute(counters) if v}
+    nodes = by_node(rows, paths)
+    items = sorted(nodes.items())
+    for start in range(0, len(items), 5000):
+        await session.execute(
+            insert(DashSubtreeCounter),
+            [
+                {"node_id": n, "period": p, "metric": m, "dimension": d, "value": v}
+                for (n, p, m, d), v in items[start : start + 5000]
+            ],
+        )
+    await coverage.rebuild_all(session)
 
 
 async def see_person(session: AsyncSession, org_id: str, month: str, person_key: str) -> None:
@@ -289,13 +420,20 @@ def _node_join(nodes: Nodes) -> tuple[Any, Any, ColumnElement[bool], ColumnEleme
     return _NODE, _ORG, which, _INSIDE
 
 
+def _subtree_nodes(nodes: Nodes) -> ColumnElement[bool]:
+    """The subtree counters of the nodes asked for (children: the known ones)."""
+    node_id = DashSubtreeCounter.node_id
+    if nodes.org_id is not None:
+        return node_id == nodes.org_id
+    return node_id.in_(select(DashOrg.id).where(DashOrg.parent_id == nodes.parent_id))
+
+
 async def counter_sums(
     session: AsyncSession, nodes: Nodes, first: str | None, last: str | None, stock: set[str]
 ) -> Sequence[Any]:
     """(node_id, metric, dimension, sum) per node: the metrics in `stock` summed up to
     `last` (how things stood then), the others over the months `first`..`last`."""
-    node, org, which, inside = _node_join(nodes)
-    counter = DashCounter
+    counter = DashSubtreeCounter
     if first is None:  # flows and stocks alike: everything up to `last`
         wanted = covering(counter.period, None, last)
     else:
@@ -305,12 +443,9 @@ async def counter_sums(
             and_(~is_stock, covering(counter.period, first, last)),
         )
     query = (
-        select(node.id, counter.metric, counter.dimension, func.sum(counter.value))
-        .select_from(node)
-        .join(org, inside)
-        .join(counter, counter.org_id == org.id)
-        .where(which, wanted)
-        .group_by(node.id, counter.metric, counter.dimension)
+        select(counter.node_id, counter.metric, counter.dimension, func.sum(counter.value))
+        .where(_subtree_nodes(nodes), wanted, counter.metric != STATIONS)
+        .group_by(counter.node_id, counter.metric, counter.dimension)
     )
     return (await session.execute(query)).all()
 
@@ -319,19 +454,14 @@ async def monthly_counter_by_node(
     session: AsyncSession, nodes: Nodes, metric: str, first: str | None, last: str | None
 ) -> dict[str, dict[str, int]]:
     """One metric's sum per node and month of the period."""
-    node, org, which, inside = _node_join(nodes)
-    query = (
-        select(node.id, DashCounter.period, func.sum(DashCounter.value))
-        .select_from(node)
-        .join(org, inside)
-        .join(DashCounter, DashCounter.org_id == org.id)
-        .where(which, DashCounter.metric == metric, months_only(DashCounter.period, first, last))
-        .group_by(node.id, DashCounter.period)
+    counter = DashSubtreeCounter
+    query = select(counter.node_id, counter.period, counter.value).where(
+        _subtree_nodes(nodes), counter.metric == metric, months_only(counter.period, first, last)
     )
-    found: dict[str, dict[str, int]] = defaultdict(dict)
+    found: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for node_id, month, value in await session.execute(query):
-        found[node_id][month] = int(value)
-    return found
+        found[node_id][month] += int(value)
+    return {node_id: dict(months) for node_id, months in found.items()}
 
 
 async def unique_persons(
@@ -373,21 +503,19 @@ async def cadres(session: AsyncSession, nodes: Nodes) -> dict[str, tuple[int, in
 
 async def station_counts(session: AsyncSession, nodes: Nodes) -> Sequence[Any]:
     """(node_id, station_type, status, count) of the stations hosted in each subtree."""
-    node, org, which, inside = _node_join(nodes)
-    query = (
-        select(node.id, DashStation.station_type, DashStation.status, func.count())
-        .select_from(node)
-        .join(org, inside)
-        .join(DashStation, DashStation.host_org_id == org.id)
-        .where(which)
-        .group_by(node.id, DashStation.station_type, DashStation.status)
+    counter = DashSubtreeCounter
+    query = select(counter.node_id, counter.dimension, counter.value).where(
+        _subtree_nodes(nodes), counter.metric == STATIONS, counter.period == ALL_TIME
     )
-    return (await session.execute(query)).all()
+    return [
+        (node_id, *dimension.rpartition("|")[::2], value)
+        for node_id, dimension, value in await session.execute(query)
+    ]
 
 
 async def villages(session: AsyncSession, nodes: Nodes) -> Sequence[Any]:
-    """(node_id, id, name, region_code, lon, lat) of the active village/community unions in
-    each subtree."""
+    """(node_id, id, name, region_code, lon, lat, nearest_m) of the active village/community
+    unions in each subtree; nearest_m as `dashboards.coverage` keeps it."""
     node, org, which, inside = _node_join(nodes)
     query = (
         select(
@@ -397,13 +525,41 @@ async def villages(session: AsyncSession, nodes: Nodes) -> Sequence[Any]:
             org.region_code,
             org.lon,
             org.lat,
+            DashVillageCover.nearest_m,
         )
         .select_from(node)
         .join(org, inside)
+        .outerjoin(DashVillageCover, DashVillageCover.org_id == org.id)
         .where(which, org.org_type == VILLAGE_UNION, org.status == ACTIVE)
         .order_by(org.region_code, org.name, org.id)
     )
     return (await session.execute(query)).all()
+
+
+async def circle_counts(
+    session: AsyncSession, nodes: Nodes, radius_m: float
+) -> dict[str, tuple[int, int, int]]:
+    """(active village unions, located, covered within radius_m) per node: one aggregate
+    over the subtree's villages and their kept nearest distances, no station read."""
+    node, org, which, inside = _node_join(nodes)
+    cover = DashVillageCover
+    query = (
+        select(
+            node.id,
+            func.count(org.id),
+            func.count(cover.org_id),
+            func.count(case((cover.nearest_m <= radius_m, 1))),
+        )
+        .select_from(node)
+        .join(org, inside)
+        .outerjoin(cover, cover.org_id == org.id)
+        .where(which, org.org_type == VILLAGE_UNION, org.status == ACTIVE)
+        .group_by(node.id)
+    )
+    return {
+        node_id: (int(total), int(located), int(covered))
+        for node_id, total, located, covered in await session.execute(query)
+    }
 
 
 async def active_stations_near(
@@ -463,30 +619,42 @@ async def units_with_cover(
     return (await session.execute(query)).all()
 
 
-async def sources(session: AsyncSession) -> dict[str, DashSource]:
-    return {row.source: row for row in await session.scalars(select(DashSource))}
+# (source, last_event_at, applied_at, events_applied) of each source, by source.
+ReadModelVersion = tuple[Any, ...]
+
+
+async def source_rows(session: AsyncSession) -> ReadModelVersion:
+    """Every `dash_sources` row: each source's freshness, and together the read model's
+    version (every handler's transaction rewrites its source's row)."""
+    query = select(
+        DashSource.source,
+        DashSource.last_event_at,
+        DashSource.applied_at,
+        DashSource.events_applied,
+    ).order_by(DashSource.source)
+    return tuple(await session.execute(query))
 
 
 async def monthly_counter(
     session: AsyncSession,
-    path: str,
+    org_id: str,
     metric: str,
     dimension_prefix: str | None,
     last: str | None,
 ) -> dict[str, int]:
-    """Sum of one metric per month over the subtree (all months up to `last`)."""
+    """Sum of one metric per month over the org's subtree (all months up to `last`)."""
+    counter = DashSubtreeCounter
     query = (
-        select(DashCounter.period, func.sum(DashCounter.value))
-        .join(DashOrg, DashOrg.id == DashCounter.org_id)
+        select(counter.period, func.sum(counter.value))
         .where(
-            in_subtree(DashOrg.path, path),
-            DashCounter.metric == metric,
-            months_only(DashCounter.period, None, last),
+            counter.node_id == org_id,
+            counter.metric == metric,
+            months_only(counter.period, None, last),
         )
-        .group_by(DashCounter.period)
+        .group_by(counter.period)
     )
     if dimension_prefix is not None:
-        query = query.where(DashCounter.dimension.startswith(dimension_prefix, autoescape=True))
+        query = query.where(counter.dimension.startswith(dimension_prefix, autoescape=True))
     return {month: int(n) for month, n in await session.execute(query)}
 
 

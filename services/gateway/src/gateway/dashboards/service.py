@@ -9,9 +9,10 @@ service is down, and `freshness` says how far behind each source is.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
-import math
-from collections import defaultdict
+import json
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,10 +21,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.dashboards import repository
+from gateway.dashboards.coverage import METRES_PER_DEGREE_LAT, NEAREST_MAX_M, distance_m
 from gateway.dashboards.handlers import SOURCES, month_of
 from gateway.dashboards.models import DashOrg
 from gateway.dashboards.regions import levels_below, region_prefix, unit_level
-from gateway.dashboards.repository import UNION_TYPE_OF_LEVEL, Nodes
+from gateway.dashboards.repository import UNION_TYPE_OF_LEVEL, Nodes, ReadModelVersion
 from gateway.dashboards.schemas import (
     METRIC_LABELS_ZH,
     STOCK_METRICS,
@@ -51,6 +53,7 @@ from gateway.dashboards.schemas import (
     UnitFigures,
 )
 from gonghui_shared.auth import Principal
+from gonghui_shared.db import Database
 from gonghui_shared.errors import NotFound, Unprocessable
 from gonghui_shared.permissions import Action
 from gonghui_shared.vocabulary import MemberCategory
@@ -59,10 +62,7 @@ ACTION = Action.dashboards_read
 
 # The longest time series answered: 20 years of months.
 MAX_MONTHS = 240
-# How far the map looks for a village's nearest station.
-NEAREST_MAX_M = 5_000.0
-EARTH_RADIUS_M = 6371008.8  # mean Earth radius, as stations measures (IUGG R1)
-_METRES_PER_DEGREE_LAT = math.pi * EARTH_RADIUS_M / 180
+_METRES_PER_DEGREE_LAT = METRES_PER_DEGREE_LAT
 
 MEMBER_STATUS_LABELS_ZH = {
     "active": "在册",
@@ -144,16 +144,6 @@ def months_between(first: str, last: str) -> list[str]:
     return months
 
 
-def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle (haversine) distance in metres, as stations computes it."""
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    h = (
-        math.sin((phi2 - phi1) / 2) ** 2
-        + math.cos(phi1) * math.cos(phi2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
-
-
 def nearest_within(
     point: tuple[float, float], stations: list[tuple[float, float]], lats: list[float], max_m: float
 ) -> float | None:
@@ -214,7 +204,12 @@ async def org_in_scope(session: AsyncSession, principal: Principal, org_id: str)
 
 
 async def freshness(session: AsyncSession) -> list[SourceFreshness]:
-    rows = await repository.sources(session)
+    return freshness_of(await repository.source_rows(session))
+
+
+def freshness_of(version: ReadModelVersion) -> list[SourceFreshness]:
+    """The freshness of each source from its `dash_sources` row (as `source_rows` reads it)."""
+    rows = {row.source: row for row in version}
     result = []
     for source in SOURCES:
         row = rows.get(source)
@@ -386,16 +381,11 @@ async def _unit_figures(session: AsyncSession, orgs: list[DashOrg]) -> dict[str,
 async def _circles(
     session: AsyncSession, nodes: Nodes, node_ids: Iterable[str], circle: Circle
 ) -> dict[str, CircleCoverage]:
-    villages = await repository.villages(session, nodes)
-    located = {v.id: (v.lon, v.lat) for v in villages if v.lon is not None and v.lat is not None}
-    nearest = await _nearest(session, located, circle.radius_m)
-    totals: dict[str, list[int]] = {node_id: [0, 0, 0] for node_id in node_ids}
-    for village in villages:
-        total = totals.setdefault(village.node_id, [0, 0, 0])
-        total[0] += 1
-        if village.id in located:
-            total[1] += 1
-            total[2] += nearest[village.id] is not None
+    if circle.radius_m <= NEAREST_MAX_M:  # what the kept nearest distances can answer
+        counts = await repository.circle_counts(session, nodes, circle.radius_m)
+    else:
+        counts = await _circle_counts_from_stations(session, nodes, circle.radius_m)
+    totals = {node_id: counts.get(node_id, (0, 0, 0)) for node_id in node_ids}
     return {
         node_id: CircleCoverage(
             minutes=circle.minutes,
@@ -408,6 +398,24 @@ async def _circles(
         )
         for node_id, (units, located_n, covered) in totals.items()
     }
+
+
+async def _circle_counts_from_stations(
+    session: AsyncSession, nodes: Nodes, radius_m: float
+) -> dict[str, tuple[int, int, int]]:
+    """A circle wider than the kept distances reach (a walking speed over 20 km/h): from
+    the stations themselves, as before they were kept."""
+    villages = await repository.villages(session, nodes)
+    located = {v.id: (v.lon, v.lat) for v in villages if v.lon is not None and v.lat is not None}
+    nearest = await _nearest(session, located, radius_m)
+    totals: dict[str, tuple[int, int, int]] = {}
+    for village in villages:
+        units, located_n, covered = totals.get(village.node_id, (0, 0, 0))
+        if village.id in located:
+            located_n += 1
+            covered += nearest[village.id] is not None
+        totals[village.node_id] = (units + 1, located_n, covered)
+    return totals
 
 
 async def figures(
@@ -463,6 +471,18 @@ async def overview(
     circle: Circle,
 ) -> DashboardOverview:
     """The figures of the org's whole subtree, with each source's freshness."""
+    return await _overview(session, principal, org_id, first, last, circle, None)
+
+
+async def _overview(
+    session: AsyncSession,
+    principal: Principal,
+    org_id: str,
+    first: str | None,
+    last: str | None,
+    circle: Circle,
+    version: ReadModelVersion | None,
+) -> DashboardOverview:
     period = _period(first, last)
     org = await org_in_scope(session, principal, org_id)
     found = await figures(session, Nodes(org_id=org.id), [org], first, last, circle)
@@ -470,7 +490,7 @@ async def overview(
         org=org_ref(org),
         period=period,
         figures=found[org.id],
-        freshness=await freshness(session),
+        freshness=freshness_of(version) if version is not None else await freshness(session),
         generated_at=datetime.now(UTC),
     )
 
@@ -484,6 +504,18 @@ async def children(
     circle: Circle,
 ) -> DashboardChildren:
     """The figures of each direct child's subtree."""
+    return await _children(session, principal, org_id, first, last, circle, None)
+
+
+async def _children(
+    session: AsyncSession,
+    principal: Principal,
+    org_id: str,
+    first: str | None,
+    last: str | None,
+    circle: Circle,
+    version: ReadModelVersion | None,
+) -> DashboardChildren:
     period = _period(first, last)
     org = await org_in_scope(session, principal, org_id)
     kids = await repository.children_of(session, org.id)
@@ -494,9 +526,139 @@ async def children(
         org=org_ref(org),
         period=period,
         children=[ChildFigures(org=org_ref(kid), figures=found[kid.id]) for kid in kids],
-        freshness=await freshness(session),
+        freshness=freshness_of(version) if version is not None else await freshness(session),
         generated_at=datetime.now(UTC),
     )
+
+
+# -- answers cached per read-model version -------------------------------------------------
+
+
+CacheKey = tuple[Any, ...]
+
+
+@dataclass
+class _Cached:
+    version: ReadModelVersion
+    org_path: str  # the scope check of every caller, without reading the org again
+    body: bytes  # the JSON answer up to its closing brace, without `generated_at`
+
+
+class AnswerCache:
+    """Serialized overviews and children answers of this process, by what was asked.
+
+    An entry is served only while the read model is at the version it was computed at:
+    `dash_sources` holds one row per source, and every event any gateway replica applies
+    rewrites its source's row (count and time applied) in the event's own transaction, so
+    the rows, read once per request, change whenever a figure may have. The figures are
+    read after the version, never older than it: an answer cached under a version is at
+    least as fresh as that version. Each replica keeps its own entries; none can serve an
+    answer another replica's events have outdated. A rebuild empties `dash_sources` too.
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[CacheKey, _Cached] = OrderedDict()
+
+    def get(self, key: CacheKey, version: ReadModelVersion) -> _Cached | None:
+        entry = self._entries.get(key)
+        if entry is None or entry.version != version:
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: CacheKey, entry: _Cached) -> None:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+def _body_without_time(answer: DashboardOverview | DashboardChildren) -> bytes:
+    """The answer as FastAPI would serialize it, less the closing `,"generated_at":…}`."""
+    data = answer.model_dump(mode="json", by_alias=True)
+    del data["generated_at"]  # the last field: appended per request
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()[
+        :-1
+    ]
+
+
+def _now_json() -> bytes:
+    """`generated_at` as pydantic writes a UTC datetime in JSON."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z").encode()
+
+
+class VersionReads:
+    """The read model's version for concurrent requests, one database read at a time.
+
+    A request waits for the next read to *start* (never joins one already running, which
+    could predate an event committed before the request came), and every request that
+    arrived before a read started shares it. Under load one read per round trip serves
+    all the requests meanwhile, instead of one connection, ping and transaction each; the
+    answer is as fresh as reading it per request.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._next: asyncio.Future[ReadModelVersion] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def current(self) -> ReadModelVersion:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        waiting = self._next
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read_while_asked())
+        # Shielded: a caller that goes away must not cancel the others' read.
+        return await asyncio.shield(waiting)
+
+    async def _read_while_asked(self) -> None:
+        while self._next is not None:
+            # Who asks from now on waits for the following read.
+            waiting, self._next = self._next, None
+            try:
+                async with self.db.sessions() as session:
+                    waiting.set_result(await repository.source_rows(session))
+            except Exception as exc:  # noqa: BLE001 - every waiting request raises it
+                waiting.set_exception(exc)
+                waiting.exception()  # retrieved: no warning if every caller went away
+
+
+class Answers:
+    """This process's cached answers and its reads of the read model's version."""
+
+    def __init__(self, db: Database) -> None:
+        self.cache = AnswerCache()
+        self.versions = VersionReads(db)
+
+
+async def cached_answer(
+    session: AsyncSession,
+    answers: Answers,
+    kind: str,
+    principal: Principal,
+    org_id: str,
+    first: str | None,
+    last: str | None,
+    circle: Circle,
+) -> bytes:
+    """The overview (`kind` "overview") or children answer as JSON bytes: the read
+    model's version, then the cached body if it is still current (the request's own
+    session only reads on a miss)."""
+    _period(first, last)
+    principal.require(ACTION)
+    version = await answers.versions.current()
+    # Without `to`, the months shown end with the current one: part of what was asked.
+    this_month = month_of(datetime.now(UTC)) if last is None else ""
+    key = (kind, org_id, first, last, this_month, circle)
+    entry = answers.cache.get(key, version)
+    if entry is None:
+        compute = _overview if kind == "overview" else _children
+        answer = await compute(session, principal, org_id, first, last, circle, version)
+        entry = _Cached(version=version, org_path=answer.org.path, body=_body_without_time(answer))
+        answers.cache.put(key, entry)
+    principal.require(ACTION, entry.org_path)
+    return entry.body + b',"generated_at":"' + _now_json() + b'"}'
 
 
 # Which counters each metric of a time series sums: (metric, dimension prefix or None).
@@ -522,7 +684,7 @@ async def timeseries(
         values = await repository.monthly_unique_persons(session, org.path, first, last)
     else:
         counter, prefix = _SERIES_COUNTERS.get(metric, (metric.value, None))
-        values = await repository.monthly_counter(session, org.path, counter, prefix, last)
+        values = await repository.monthly_counter(session, org.id, counter, prefix, last)
     stock = metric in STOCK_METRICS
     months = sorted(m for m, v in values.items() if v)
     current = month_of(datetime.now(UTC))
@@ -564,8 +726,6 @@ async def map_points(
     org = await org_in_scope(session, principal, org_id)
     stations = await repository.stations_in(session, org.path)
     villages = await repository.villages(session, Nodes(org_id=org.id))
-    located = {v.id: (v.lon, v.lat) for v in villages if v.lon is not None and v.lat is not None}
-    nearest = await _nearest(session, located, NEAREST_MAX_M)
     return DashboardMap(
         org=org_ref(org),
         minutes=circle.minutes,
@@ -583,7 +743,7 @@ async def map_points(
             )
             for st in stations
         ],
-        villages=[_map_village(v, nearest.get(v.id), circle) for v in villages],
+        villages=[_map_village(v, v.nearest_m, circle) for v in villages],
         freshness=await freshness(session),
         generated_at=datetime.now(UTC),
     )
