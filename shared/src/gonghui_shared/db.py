@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -137,6 +137,25 @@ def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Insert:
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing()
+
+
+async def reserve_block(session: AsyncSession, table: Any, count: int, **key: Any) -> int:
+    """Take `count` consecutive values of the counter row `key` of `table` (a `last_value`
+    column, made at 0 when missing); returns the last one taken.
+
+    One UPDATE takes the whole block and locks the row until the transaction ends
+    (PostgreSQL), so concurrent writers queue here and never share a number; on SQLite
+    the transaction already holds the write lock (BEGIN IMMEDIATE).
+    """
+    await session.execute(insert_ignoring_conflicts(session, table).values(**key, last_value=0))
+    value = await session.scalar(
+        update(table)
+        .where(*(table.c[name] == value for name, value in key.items()))
+        .values(last_value=table.c.last_value + count)
+        .returning(table.c.last_value)
+    )
+    assert value is not None  # the row was inserted above if it was missing
+    return int(value)
 
 
 class Database:

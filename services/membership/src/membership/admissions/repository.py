@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gonghui_shared.db import insert_ignoring_conflicts
+from gonghui_shared.db import reserve_block
 from gonghui_shared.pagination import paginate
 from membership.admissions.models import (
     PENDING,
@@ -120,24 +120,9 @@ _LOOKUP_BATCH = 500
 async def reserve_member_sequences(
     session: AsyncSession, county_code: str, year: int, count: int
 ) -> int:
-    """Take `count` consecutive sequence values of (county, year); returns the last one.
-
-    The same row lock as `next_member_sequence`: the block is the caller's alone.
-    """
+    """Take `count` consecutive sequence values of (county, year); returns the last one."""
     table = cast(Table, MemberNumberSequence.__table__)
-    await session.execute(
-        insert_ignoring_conflicts(session, table).values(
-            county_code=county_code, year=year, last_value=0
-        )
-    )
-    value = await session.scalar(
-        update(table)
-        .where(table.c.county_code == county_code, table.c.year == year)
-        .values(last_value=table.c.last_value + count)
-        .returning(table.c.last_value)
-    )
-    assert value is not None  # the row was inserted above if it was missing
-    return int(value)
+    return await reserve_block(session, table, count, county_code=county_code, year=year)
 
 
 async def list_applications(
@@ -192,23 +177,6 @@ async def member_by_no(session: AsyncSession, member_no: str) -> Member | None:
 
 
 async def next_member_sequence(session: AsyncSession, county_code: str, year: int) -> int:
-    """Take the next sequence value of (county, year).
-
-    The UPDATE locks the row until the transaction ends (PostgreSQL), so concurrent
-    approvals in one county queue here and never share a number; on SQLite the
-    whole transaction already holds the write lock (BEGIN IMMEDIATE).
-    """
-    table = cast(Table, MemberNumberSequence.__table__)
-    await session.execute(
-        insert_ignoring_conflicts(session, table).values(
-            county_code=county_code, year=year, last_value=0
-        )
-    )
-    value = await session.scalar(
-        update(table)
-        .where(table.c.county_code == county_code, table.c.year == year)
-        .values(last_value=table.c.last_value + 1)
-        .returning(table.c.last_value)
-    )
-    assert value is not None  # the row was inserted above if it was missing
-    return int(value)
+    """Take the next sequence value of (county, year); concurrent approvals in one county
+    queue on the counter row and never share a number."""
+    return await reserve_member_sequences(session, county_code, year, 1)

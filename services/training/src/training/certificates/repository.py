@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gonghui_shared.db import insert_ignoring_conflicts
+from gonghui_shared.db import reserve_block
 from gonghui_shared.pagination import paginate
 from training.attendance.models import Attendance
 from training.budget.models import BudgetEntry, BudgetKind
@@ -124,25 +124,9 @@ async def spent_fen(session: AsyncSession, session_id: str) -> int:
 
 async def reserve_numbers(session: AsyncSession, county_code: str, year: int, count: int) -> int:
     """Reserve `count` consecutive sequence values of (county, year); returns the last one.
-
-    One UPDATE takes the whole batch. It locks the row until the transaction ends
-    (PostgreSQL), so concurrent completions in one county queue here and never share
-    a number; on SQLite the transaction already holds the write lock (BEGIN IMMEDIATE).
-    """
+    Concurrent completions in one county queue on the counter row and never share a number."""
     table = cast(Table, CertificateNumberSequence.__table__)
-    await session.execute(
-        insert_ignoring_conflicts(session, table).values(
-            county_code=county_code, year=year, last_value=0
-        )
-    )
-    value = await session.scalar(
-        update(table)
-        .where(table.c.county_code == county_code, table.c.year == year)
-        .values(last_value=table.c.last_value + count)
-        .returning(table.c.last_value)
-    )
-    assert value is not None  # the row was inserted above if it was missing
-    return int(value)
+    return await reserve_block(session, table, count, county_code=county_code, year=year)
 
 
 async def insert_certificates(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
