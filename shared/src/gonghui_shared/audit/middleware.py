@@ -1,17 +1,16 @@
 """The audit middleware: one row per write, and per read that showed personal data unmasked.
 
 It runs inside the request-id middleware, lets the request through, and when the status
-is known (at `http.response.start`, or an unhandled error) writes the row in a short
-transaction of its own, before the response goes out: a client never sees the answer
-to a write that left no record. Failed writes (4xx, 5xx) are recorded as well; requests
-that matched no route never reached a handler and are not, nor are those a service
-behind this one answered (it writes their row).
+is known (at `http.response.start`, or an unhandled error) writes the row, before the
+response goes out: a client never sees the answer to a write that left no record. Rows
+of requests finishing together share one INSERT (`AuditWriter`). Failed writes (4xx,
+5xx) are recorded as well; requests that matched no route never reached a handler and
+are not, nor are those a service behind this one answered (it writes their row).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,10 +19,9 @@ from sqlalchemy import Table
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gonghui_shared.audit.context import AuditContext, audit_context_var
+from gonghui_shared.audit.writer import AuditWriter
 from gonghui_shared.ids import new_id
 from gonghui_shared.logging import request_id_var
-
-log = logging.getLogger(__name__)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -83,9 +81,7 @@ class AuditMiddleware:
         self.app = app
         self.table = table
         self.trusted = parse_networks(trusted_proxies)
-        # One statement for every row (the values go as parameters): SQLAlchemy compiles
-        # it once and asyncpg keeps it prepared, instead of a new statement per request.
-        self.insert = table.insert()
+        self._writer: AuditWriter | None = None  # made for the runtime's database on first use
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -145,20 +141,6 @@ class AuditMiddleware:
             "client_addr": (client_address(scope, self.trusted) or "")[:64] or None,
         }
         db = scope["app"].state.runtime.db
-        try:
-            if db.dialect == "postgresql":
-                # One INSERT is atomic on its own: in autocommit it needs no BEGIN and COMMIT
-                # round trips (a personal-data read pays for this row on every request).
-                async with db.engine.connect() as conn:
-                    autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    await autocommit.execute(self.insert, row)
-            else:
-                async with db.engine.begin() as conn:
-                    await conn.execute(self.insert, row)
-        except Exception:
-            # The request's own transaction has committed: failing the response would only
-            # make the client retry a change that was made. Say so loudly instead.
-            log.exception(
-                "audit row not written",
-                extra={"route": row["route"], "status": status, "actor": row["subject"]},
-            )
+        if self._writer is None or self._writer.db is not db:
+            self._writer = AuditWriter(db, self.table)
+        await self._writer.write(row)

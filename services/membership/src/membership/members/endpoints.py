@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
 
-from gonghui_shared.deps import PageDep, PrincipalDep, SessionDep
+from gonghui_shared.deps import PageDep, PrincipalDep, ReadSessionDep, SessionDep
 from gonghui_shared.errors import ERROR_RESPONSES, Forbidden, Unprocessable
 from gonghui_shared.pagination import PageOut, page_of
 from gonghui_shared.permissions import Action, Role
@@ -91,7 +91,7 @@ async def lookup_members(
 
 @router.get("/members/{member_no}")
 async def get_member(
-    member_no: str, principal: PrincipalDep, session: SessionDep, pii: PiiDep
+    member_no: str, principal: PrincipalDep, session: ReadSessionDep, pii: PiiDep
 ) -> MemberRead:
     """One member by member number (会员编号)."""
     member, org_name = await service.get_visible_with_org_name(
