@@ -3,6 +3,8 @@
 from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from stdnum.cn import ric
 
 from gonghui_shared.identity import (
@@ -67,6 +69,27 @@ def test_separators_full_width_digits_and_excel_apostrophe_are_tolerated():
     assert parse_id_number(f" {number[:6]} {number[6:14]} {number[14:]} ").number == number
     assert parse_id_number(full_width).number == number
     assert parse_id_number("'" + number).number == number
+
+
+def _outcome(text: str) -> object:
+    try:
+        return parse_id_number(text, today=date(2026, 11, 27))
+    except InvalidIdNumber as exc:
+        return (exc.reason, str(exc))
+
+
+@given(
+    st.sampled_from(["530921", "530111", "110101", "999999"]),
+    st.dates(date(1900, 1, 1), date(2030, 1, 1)),
+    st.integers(0, 999),
+    st.sampled_from([*"0123456789X"]),
+)
+def test_a_clean_number_gets_what_a_separated_one_gets(
+    region: str, birth: date, sequence: int, last: str
+) -> None:
+    """Clean 18-character numbers skip the cleaning; the answer is the same as with it."""
+    clean = f"{region}{birth:%Y%m%d}{sequence:03d}{last}"
+    assert _outcome(clean) == _outcome(f"{clean[:6]}-{clean[6:14]} {clean[14:]}")
 
 
 def test_wrong_check_digit():

@@ -154,3 +154,23 @@ def test_ids_sort_by_creation_time() -> None:
     first = new_id()
     time.sleep(0.002)
     assert new_id() > first
+
+
+def test_ids_are_canonical_uuid7_and_distinct() -> None:
+    import uuid
+
+    ids = [new_id() for _ in range(2_000)]  # several pages of the randomness pool
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text  # canonical: lower case, hyphens where uuid puts them
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+
+
+def test_ids_made_in_threads_at_once_are_distinct() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        batches = list(pool.map(lambda _: [new_id() for _ in range(5_000)], range(8)))
+    ids = [i for batch in batches for i in batch]
+    assert len(set(ids)) == len(ids) == 40_000
