@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from bench.stack import Say, Stack
 from gonghui_shared.auth import Principal
 from gonghui_shared.clock import today_in_china
+from gonghui_shared.db import Database
 from gonghui_shared.permissions import Role
 from gonghui_shared.runtime import load_pii_cipher
 from membership.admissions import service as admissions
@@ -281,8 +282,8 @@ def _ref(org: Any) -> OrgRef:
 
 
 class MembershipLoader:
-    def __init__(self, stack: Stack, sizes: Sizes, say: Say) -> None:
-        self.db = stack.database("membership")
+    def __init__(self, stack: Stack, sizes: Sizes, say: Say, workers: int = 2) -> None:
+        self.db = _loader_database(stack, "membership", workers)
         settings = MembershipSettings(**_own(stack, "membership"))
         self.pii = load_pii_cipher(settings)
         self.sizes = sizes
@@ -308,8 +309,8 @@ class MembershipLoader:
             )
         return Province(_ref(org))
 
-    async def county(self, province: Province, index: int, people: range) -> County:
-        """The county's units and unions, then a roster per village, imported and approved."""
+    async def county(self, province: Province, index: int) -> County:
+        """The county's units and unions: the federation, its townships and villages."""
         rows = county_units(index, self.sizes)
         async with self.db.transaction() as session:
             await units.import_units(session, ACTOR, write_units_csv(rows))
@@ -345,18 +346,17 @@ class MembershipLoader:
                 by_code[unit.code] = org
                 (county.townships if unit.level == TOWNSHIP else county.villages).append(_ref(org))
         assert all(u.level in (TOWNSHIP, VILLAGE) for u in rows[1:])
-        share = _shares(len(people), len(county.villages))
-        start = people.start
-        for village, n in zip(county.villages, share, strict=True):
-            members = [person(p, county.org.region_code) for p in range(start, start + n)]
-            start += n
-            county.member_nos.extend(await self.admit(village, members))
         return county
 
-    async def admit(self, village: OrgRef, rows: list[dict[str, str]]) -> list[str]:
-        """The village's first roster (花名册), imported by its chair's file, then approved."""
-        if not rows:
-            return []
+    async def admit(self, county: County, village: OrgRef, people: range) -> None:
+        """The village's first roster (花名册), imported by its chair's file, then approved.
+
+        One transaction for both: what a chair and the county federation do on two days,
+        done back to back, with one commit and one look-up of the village fewer.
+        """
+        if not people:
+            return
+        rows = [person(p, county.org.region_code) for p in people]
         async with self.db.transaction() as session:
             org = await orgs_repository.get(session, village.id)
             assert org is not None
@@ -370,24 +370,38 @@ class MembershipLoader:
                 dry_run=False,
                 title="2026年入会花名册",
             )
-        assert report.roster_id and report.rows_imported == len(rows), report.errors[:3]
-        async with self.db.transaction() as session:
+            assert report.roster_id and report.rows_imported == len(rows), report.errors[:3]
             admitted, skipped = await admissions.approve_roster(
                 session, ACTOR, report.roster_id, APPROVAL_DOC
             )
         assert not skipped, skipped[:3]
         self.meter.add(len(admitted))
-        return [a.member.member_no for a in admitted]
+        county.member_nos.extend(a.member.member_no for a in admitted)
 
     async def load(self, workers: int) -> Province:
+        """The org trees county by county, then every village's roster, `workers` at once.
+
+        The villages are taken round the counties (the first village of each county, then
+        the second…), so the loaders at work are in different counties and do not queue
+        for one county's member-number counter, which an approval holds till it commits.
+        """
         province = await self.province()
-        shares = _shares(self.sizes.members, self.sizes.counties)
-        starts = [sum(shares[:i]) for i in range(len(shares))]
-        jobs = [
-            partial(self.county, province, i, range(starts[i], starts[i] + shares[i]))
-            for i in range(self.sizes.counties)
-        ]
+        jobs = [partial(self.county, province, i) for i in range(self.sizes.counties)]
         province.counties = await bounded(workers, jobs)
+        people = _shares(self.sizes.members, self.sizes.counties)
+        starts = [sum(people[:i]) for i in range(len(people))]
+        rounds: list[list[Callable[[], Awaitable[None]]]] = []
+        for county, start, total in zip(province.counties, starts, people, strict=True):
+            share = _shares(total, len(county.villages))
+            for n, (village, size) in enumerate(zip(county.villages, share, strict=True)):
+                if n == len(rounds):
+                    rounds.append([])
+                rounds[n].append(partial(self.admit, county, village, range(start, start + size)))
+                start += size
+        await bounded(workers, [job for jobs_of_round in rounds for job in jobs_of_round])
+        for county in province.counties:
+            # Numbers are given in approval order; sorted, a run's samples are the same.
+            county.member_nos.sort()
         return province
 
     async def import_xlsx(self, village: OrgRef, rows: list[dict[str, str]]) -> tuple[int, float]:
@@ -415,6 +429,11 @@ class MembershipLoader:
         await self.db.dispose()
 
 
+def _loader_database(stack: Stack, name: str, workers: int) -> Database:
+    """A connection for each loader at work, so none waits for another's to come back."""
+    return Database(stack.database_urls[name], pool_size=max(workers, 2), max_overflow=2)
+
+
 def _shares(total: int, parts: int) -> list[int]:
     """`total` split into `parts` near-equal whole shares, the larger first."""
     base, extra = divmod(total, parts)
@@ -437,8 +456,8 @@ def _own(stack: Stack, name: str) -> dict[str, Any]:
 class StationsLoader:
     BATCH = 200
 
-    def __init__(self, stack: Stack, sizes: Sizes, say: Say) -> None:
-        self.db = stack.database("stations")
+    def __init__(self, stack: Stack, sizes: Sizes, say: Say, workers: int = 2) -> None:
+        self.db = _loader_database(stack, "stations", workers)
         self.settings = StationsSettings(**_own(stack, "stations"))
         self.sizes = sizes
         self.meter = Meter(say, "stations opened", sizes.stations)
@@ -512,8 +531,8 @@ def china_time(day: date, hour: int) -> datetime:
 
 
 class TrainingLoader:
-    def __init__(self, stack: Stack, sizes: Sizes, say: Say) -> None:
-        self.db = stack.database("training")
+    def __init__(self, stack: Stack, sizes: Sizes, say: Say, workers: int = 2) -> None:
+        self.db = _loader_database(stack, "training", workers)
         settings = TrainingSettings(**_own(stack, "training"))
         self.pii = load_pii_cipher(settings)
         self.signer = QrSigner.from_settings(settings)

@@ -85,7 +85,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default BENCH_POSTGRES_URL, else TEST_POSTGRES_URL)",
     )
     parser.add_argument(
-        "--load-workers", type=int, default=3, help="in-process loaders running at once"
+        "--load-workers",
+        type=int,
+        default=4,
+        help="in-process loaders running at once (each with its database connection): "
+        "while one waits for PostgreSQL, another uses the CPU",
     )
     parser.add_argument(
         "--roster-rows", type=int, help="rows of the roster file (default 100,000 × scale)"
@@ -194,7 +198,7 @@ async def load(
     stack: Stack, sizes: Sizes, args: argparse.Namespace, loading: Loading
 ) -> tuple[dataset.Province, dataset.WriteFixtures, dataset.MembershipLoader]:
     say(f"loading {sizes.describe()}")
-    members = dataset.MembershipLoader(stack, sizes, say)
+    members = dataset.MembershipLoader(stack, sizes, say, args.load_workers)
     province = await timed(
         loading,
         "membership: province, counties, townships, villages; a roster per village, "
@@ -212,7 +216,7 @@ async def load(
         sizes.members,
         wait_until_quiet(stack, say, timeout),
     )
-    stations = dataset.StationsLoader(stack, sizes, say)
+    stations = dataset.StationsLoader(stack, sizes, say, args.load_workers)
     try:
         await timed(
             loading,
@@ -223,7 +227,7 @@ async def load(
         )
     finally:
         await stations.close()
-    training = dataset.TrainingLoader(stack, sizes, say)
+    training = dataset.TrainingLoader(stack, sizes, say, args.load_workers)
     try:
         await timed(
             loading,

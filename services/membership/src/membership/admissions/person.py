@@ -36,11 +36,14 @@ class PersonColumns:
     employer: Mapped[str | None] = mapped_column(String(200))
 
 
-def protect(pii: PiiCipher, id_number: IdNumber, phone: str) -> dict[str, Any]:
-    """Column values for a validated ID number and E.164 phone."""
+def protect(
+    pii: PiiCipher, id_number: IdNumber, phone: str, *, id_number_hash: str | None = None
+) -> dict[str, Any]:
+    """Column values for a validated ID number and E.164 phone; `id_number_hash` when the
+    caller has already hashed the number (a roster import looks every row up by it)."""
     return {
         "id_number_encrypted": pii.encrypt(id_number.number),
-        "id_number_hash": pii.lookup_hash(id_number.number),
+        "id_number_hash": id_number_hash or pii.lookup_hash(id_number.number),
         "id_number_masked": mask_id_number(id_number.number),
         "phone_encrypted": pii.encrypt(phone),
         "phone_hash": pii.lookup_hash(phone),

@@ -235,6 +235,9 @@ class RosterCheck:
     rows_invalid: int
     rows_duplicate: int
     warnings: list[FileWarning] = field(default_factory=list)
+    # The importable people's ID number lookup hashes, in the same order: computed for
+    # the duplicate check, stored with the applications.
+    id_hashes: list[str] = field(default_factory=list)
 
 
 def clean_filename(name: str | None) -> str:
@@ -289,6 +292,7 @@ async def check(
         session, [h for h in hashes if h not in members]
     )
     importable: list[tuple[int, ApplicantData]] = []
+    id_hashes: list[str] = []
     for (row, applicant), lookup_hash in zip(applicants, hashes, strict=True):
         if lookup_hash in members:
             errors.append(
@@ -312,6 +316,7 @@ async def check(
             )
         else:
             importable.append((row, applicant))
+            id_hashes.append(lookup_hash)
     errors.sort(key=lambda error: error.row)  # stable: a row's errors keep their column order
     duplicate_rows = {e.row for e in errors if e.code in DUPLICATE_CODES}
     invalid_rows = {e.row for e in errors} - duplicate_rows
@@ -325,6 +330,7 @@ async def check(
             FileWarning(code=w.code, header=w.header, message=w.message, message_zh=w.message_zh)
             for w in roster.warnings
         ],
+        id_hashes=id_hashes,
     )
 
 
@@ -380,7 +386,7 @@ _ChunkRows = tuple[list[dict[str, Any]], list[dict[str, Any]], list[OutboxItem]]
 
 
 def _chunk_rows(
-    chunk: Iterable[tuple[int, ApplicantData]],
+    chunk: Iterable[tuple[tuple[int, ApplicantData], str]],
     *,
     pii: PiiCipher,
     principal: Principal,
@@ -393,7 +399,7 @@ def _chunk_rows(
     applications: list[dict[str, Any]] = []
     transitions: list[dict[str, Any]] = []
     events: list[OutboxItem] = []
-    for row, applicant in chunk:
+    for (row, applicant), id_hash in chunk:
         application_id = new_id()
         category = applicant.category.value
         subtype = applicant.subtype.value if applicant.subtype else None
@@ -405,7 +411,7 @@ def _chunk_rows(
                 "roster_id": roster_id,
                 "status": ApplicationStatus.on_roster.value,
                 "name": applicant.name,
-                **protect(pii, applicant.id, applicant.phone),
+                **protect(pii, applicant.id, applicant.phone, id_number_hash=id_hash),
                 "household_type": applicant.household_type.value,
                 "category": category,
                 "subtype": subtype,
@@ -478,7 +484,9 @@ async def write(
     request_id = request_id_var.get()
     bar = progress("writing", len(checked.importable))
 
-    def prepare(chunk: Sequence[tuple[int, ApplicantData]]) -> asyncio.Future[_ChunkRows]:
+    def prepare(
+        chunk: Sequence[tuple[tuple[int, ApplicantData], str]],
+    ) -> asyncio.Future[_ChunkRows]:
         # Two Fernet encryptions per row: CPU work, off the event loop.
         return asyncio.ensure_future(
             asyncio.to_thread(
@@ -492,7 +500,8 @@ async def write(
             )
         )
 
-    chunks = list(_chunks(checked.importable, CHUNK_ROWS))
+    hashed = list(zip(checked.importable, checked.id_hashes, strict=True))
+    chunks = list(_chunks(hashed, CHUNK_ROWS))
     next_rows = prepare(chunks[0]) if chunks else None
     try:
         for index, chunk in enumerate(chunks):
