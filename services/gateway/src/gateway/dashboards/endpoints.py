@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.routing import APIRoute
 
-from gateway.accounts.caller import CallerDep
+from gateway.accounts.caller import CallerDep, caller_of
 from gateway.config import GatewaySettings
 from gateway.dashboards import service
 from gateway.dashboards.schemas import (
@@ -16,6 +20,7 @@ from gateway.dashboards.schemas import (
     DashboardTimeseries,
     Metric,
 )
+from gonghui_shared.auth import Principal
 from gonghui_shared.deps import SessionDep
 from gonghui_shared.errors import ERROR_RESPONSES
 
@@ -53,7 +58,7 @@ def _answers(request: Request) -> service.Answers:
     """This process's cached answers (one per app: each app may have its own database)."""
     state = request.app.state
     if not hasattr(state, "dashboard_answers"):
-        state.dashboard_answers = service.Answers(state.runtime.db)
+        state.dashboard_answers = service.Answers(state.runtime.db, _circle(request))
     answers: service.Answers = state.dashboard_answers
     return answers
 
@@ -62,40 +67,81 @@ def _json(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
 
-@router.get("/overview", response_model=DashboardOverview)
+# What FastAPI accepts for `org_id`, `from` and `to`, or less: ASCII digits only, and no
+# `$` that would let a trailing newline through.
+_PLAIN_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+_ORG_ID_MAX = 36
+
+Asked = tuple[str, str | None, str | None]
+
+
+def plain_query(query_string: bytes) -> Asked | None:
+    """(org_id, from, to) when FastAPI would surely accept them as they are; else None,
+    and FastAPI judges the query (and answers 422 in the house shape where it must).
+    Read as Starlette reads a query string: the last of a repeated name counts."""
+    params = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+    org_id, first, last = params.get("org_id"), params.get("from"), params.get("to")
+    if not org_id or len(org_id) > _ORG_ID_MAX:
+        return None
+    for month in (first, last):
+        if month is not None and _PLAIN_MONTH.fullmatch(month) is None:
+            return None
+    return org_id, first, last
+
+
+async def _answer(request: Request, kind: str, principal: Principal, asked: Asked) -> Response:
+    org_id, first, last = asked
+    return _json(
+        await service.cached_answer(_answers(request), kind, principal, org_id, first, last)
+    )
+
+
+class CachedAnswerRoute(APIRoute):
+    """An overview or children route: documented like any other, but a request whose query
+    is plainly valid is answered without FastAPI's parameter, dependency and response
+    machinery, which cost more than a cached answer itself (most of the gateway's CPU per
+    overview). It resolves the caller as `CallerDep` does (`caller_of`); anything else
+    goes through FastAPI, so its errors are FastAPI's own."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        through_fastapi = super().get_route_handler()
+        kind = self.path.rsplit("/", 1)[-1]  # the answer's kind: "overview" or "children"
+
+        async def handle(request: Request) -> Response:
+            asked = plain_query(request.scope["query_string"])
+            if asked is None:
+                return await through_fastapi(request)
+            caller = await caller_of(request)
+            return await _answer(request, kind, caller.principal, asked)
+
+        return handle
+
+
 async def get_overview(
-    request: Request,
-    org_id: OrgId,
-    caller: CallerDep,
-    session: SessionDep,
-    from_: From = None,
-    to: To = None,
+    request: Request, org_id: OrgId, caller: CallerDep, from_: From = None, to: To = None
 ) -> Response:
     """Every figure of an org's subtree (members, cadres, training, stations, coverage)."""
-    return _json(
-        await service.cached_answer(
-            session, _answers(request), "overview", caller.principal, org_id, from_, to,
-            _circle(request),
-        )
-    )  # fmt: skip
+    return await _answer(request, "overview", caller.principal, (org_id, from_, to))
 
 
-@router.get("/children", response_model=DashboardChildren)
 async def get_children(
-    request: Request,
-    org_id: OrgId,
-    caller: CallerDep,
-    session: SessionDep,
-    from_: From = None,
-    to: To = None,
+    request: Request, org_id: OrgId, caller: CallerDep, from_: From = None, to: To = None
 ) -> Response:
     """The same figures for each direct child org's subtree, for drill-down."""
-    return _json(
-        await service.cached_answer(
-            session, _answers(request), "children", caller.principal, org_id, from_, to,
-            _circle(request),
-        )
-    )  # fmt: skip
+    return await _answer(request, "children", caller.principal, (org_id, from_, to))
+
+
+for _path, _endpoint, _model in (
+    ("/overview", get_overview, DashboardOverview),
+    ("/children", get_children, DashboardChildren),
+):
+    router.add_api_route(
+        _path,
+        _endpoint,
+        methods=["GET"],
+        response_model=_model,
+        route_class_override=CachedAnswerRoute,
+    )
 
 
 @router.get("/timeseries")

@@ -617,7 +617,9 @@ class VersionReads:
             # Who asks from now on waits for the following read.
             waiting, self._next = self._next, None
             try:
-                async with self.db.sessions() as session:
+                # One statement: in autocommit, without BEGIN and ROLLBACK round trips,
+                # which would keep every waiting request waiting that much longer.
+                async with self.db.reading() as session:
                     waiting.set_result(await repository.source_rows(session))
             except Exception as exc:  # noqa: BLE001 - every waiting request raises it
                 waiting.set_exception(exc)
@@ -625,36 +627,38 @@ class VersionReads:
 
 
 class Answers:
-    """This process's cached answers and its reads of the read model's version."""
+    """This process's cached answers, its reads of the read model's version, and the
+    database and circle the answers are computed with."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, circle: Circle) -> None:
+        self.db = db
+        self.circle = circle
         self.cache = AnswerCache()
         self.versions = VersionReads(db)
 
 
 async def cached_answer(
-    session: AsyncSession,
     answers: Answers,
     kind: str,
     principal: Principal,
     org_id: str,
     first: str | None,
     last: str | None,
-    circle: Circle,
 ) -> bytes:
     """The overview (`kind` "overview") or children answer as JSON bytes: the read
-    model's version, then the cached body if it is still current (the request's own
-    session only reads on a miss)."""
+    model's version, then the cached body if it is still current; only a miss opens a
+    session to compute it."""
     _period(first, last)
     principal.require(ACTION)
     version = await answers.versions.current()
     # Without `to`, the months shown end with the current one: part of what was asked.
     this_month = month_of(datetime.now(UTC)) if last is None else ""
-    key = (kind, org_id, first, last, this_month, circle)
+    key = (kind, org_id, first, last, this_month)
     entry = answers.cache.get(key, version)
     if entry is None:
         compute = _overview if kind == "overview" else _children
-        answer = await compute(session, principal, org_id, first, last, circle, version)
+        async with answers.db.transaction() as session:
+            answer = await compute(session, principal, org_id, first, last, answers.circle, version)
         entry = _Cached(version=version, org_path=answer.org.path, body=_body_without_time(answer))
         answers.cache.put(key, entry)
     principal.require(ACTION, entry.org_path)
