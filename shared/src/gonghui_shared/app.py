@@ -11,6 +11,7 @@ A service's `main.py` only adds its routers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import time
@@ -264,6 +265,11 @@ def create_service_app(
         if on_startup is not None:
             await on_startup(app, runtime)
         runtime.start(inbox, subscriptions)
+        # What start-up built (modules, routes, models, pools) lives as long as the process:
+        # kept out of the collector's sight, a full collection walks only what requests
+        # made. It took ~100 ms (every ~1,500 requests) and was most of the gateway's p99.
+        gc.collect()
+        gc.freeze()
         log.info("started", extra={"port": settings.port, "database": runtime.db.dialect})
         try:
             yield
@@ -271,6 +277,7 @@ def create_service_app(
             if on_shutdown is not None:
                 await on_shutdown(app)
             await runtime.stop()
+            gc.unfreeze()
 
     app = FastAPI(
         title=title,
