@@ -42,6 +42,7 @@ async def _on_startup(app: FastAPI, runtime: ServiceRuntime) -> None:
     # Membership's public key, loaded once: member cards are verified offline.
     app.state.card_verifier = load_card_verifier(runtime.settings)
     app.state.search_reads = SearchReads(runtime.db, runtime.settings)
+    await app.state.search_reads.open()
 
 
 async def _on_shutdown(app: FastAPI) -> None:

@@ -17,7 +17,7 @@ from gonghui_shared.runtime import ServiceRuntime
 from stations.config import StationsSettings
 from stations.nearby import service as nearby
 from stations.nearby.repository import SearchReads
-from stations.nearby.schemas import NearbyPage, NearbyParams, nearby_params
+from stations.nearby.schemas import NEARBY_PARAMETERS, NearbyPage, NearbyParams, nearby_params
 from stations.stations import repository, service
 from stations.stations.models import StationStatus, StationType
 from stations.stations.schemas import (
@@ -36,7 +36,12 @@ router = APIRouter(tags=["stations"], responses=ERROR_RESPONSES)
 # above the `{station_id}` routes here, so that `{station_id}` does not swallow them.
 
 
-@router.get("/v1/stations/nearby", tags=["nearby"], response_model=NearbyPage)
+@router.get(
+    "/v1/stations/nearby",
+    tags=["nearby"],
+    response_model=NearbyPage,
+    openapi_extra=NEARBY_PARAMETERS,
+)
 async def nearby_stations(
     q: Annotated[NearbyParams, Depends(nearby_params)],
     principal: PrincipalDep,
@@ -45,15 +50,16 @@ async def nearby_stations(
     """Active stations within walking minutes (default 15) or a radius of a point, nearest first."""
     principal.require(Action.stations_read)
     # The hot path of the service (the 15-minute circle, p99 < 10 ms at 100,000 stations), so
-    # it skips what it does not need: the runtime straight from the app (the shared dependency
-    # is a plain function, run in a worker thread), the request's session (a read connection
-    # without transaction or pre-ping instead, see `SearchReads`), and models for the page
-    # (plain data, serialised once; its shape is `NearbyPage`'s, checked by the tests).
+    # it skips what it does not need: FastAPI's per-parameter query handling (one model
+    # instead, see `nearby_params`), the runtime straight from the app (the shared dependency
+    # is a plain function, run in a worker thread), the request's session (asyncpg on a pool
+    # of its own instead, see `SearchReads`), and models for the page (plain data, serialised
+    # once; its shape is `NearbyPage`'s, checked by the tests).
     runtime: ServiceRuntime = request.app.state.runtime
     settings = runtime.settings
     assert isinstance(settings, StationsSettings)
     reads: SearchReads = request.app.state.search_reads
-    page = await reads.run(partial(nearby.search, **vars(q), speed_kmh=settings.walking_speed_kmh))
+    page = await reads.run(partial(nearby.search, **dict(q), speed_kmh=settings.walking_speed_kmh))
     return Response(to_json(page), media_type="application/json")
 
 
