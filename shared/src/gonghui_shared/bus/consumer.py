@@ -11,7 +11,13 @@ With `Subscription.apply_batches`, a fetched batch shares one transaction instea
 each message in a savepoint of its own: the batch commits once, and only then are
 its messages acked; a message whose savepoint was rolled back is settled as a
 failure, and a batch that cannot commit (or meets a database error) is handled
-again one message per transaction.
+again one message per transaction. With `Subscription.batch_hooks` as well, a batch is
+applied whole or not at all, with no savepoint: the positions and inbox entries of the
+whole batch are read in one round trip (the positions locked, in one order), the hooks
+run before and after its handlers (a read model folds its writes into one statement per
+table there), its inbox rows and positions are written at once; if anything fails, the
+batch is rolled back and its messages are handled again one per transaction, so a
+failing event is settled as it would have been on its own.
 
 A handler that fails is never acked: the message is nak'ed with back-off and the
 consumer goes on with the rest of the batch, so one poison event holds back only
@@ -44,14 +50,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 from opentelemetry.trace import Span
 from pydantic import ValidationError
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,6 +82,18 @@ Handler = Callable[[AsyncSession, Event, EventEnvelope], Awaitable[None]]
 AlsoInTransaction = Callable[[AsyncSession], Awaitable[None]]
 
 
+class BatchHooks(Protocol):
+    """What runs around the handlers of a batch applied whole (`Subscription.batch_hooks`)."""
+
+    async def before(
+        self, session: AsyncSession, events: Sequence[tuple[EventEnvelope, Event]]
+    ) -> None:
+        """Before the handlers, with the events about to be applied, in order."""
+
+    async def after(self, session: AsyncSession) -> None:
+        """After the handlers, before the batch's inbox rows are written and it commits."""
+
+
 @dataclass
 class Subscription:
     """What a consumer listens to: a durable name, the producer, and a handler per event class."""
@@ -97,8 +115,11 @@ class Subscription:
     # Apply each fetched batch in one transaction (a savepoint per message, one commit):
     # far fewer commits, but the batch's locks are held until its end. Only for handlers
     # whose locks cannot deadlock with another consumer's batch on the same database
-    # (the gateway's dashboard handlers take advisory locks per org, in event order: off).
+    # (the gateway's dashboards take theirs in one order in `batch_hooks`).
     apply_batches: bool = False
+    # With apply_batches: apply a batch whole or not at all (no savepoint per message), with
+    # these hooks around its handlers; a failure sends it back to one message at a time.
+    batch_hooks: BatchHooks | None = None
 
 
 class Outcome(StrEnum):
@@ -319,6 +340,9 @@ class EventConsumer:
                 await self._settling(self.handle(msg))
                 continue
             readable.append((msg, envelope, event))
+        if self.sub.batch_hooks is not None:
+            await self._handle_whole(readable)
+            return
         batch: list[tuple[Msg, EventEnvelope, Result | Exception]] = []
         try:
             async with self.db.transaction() as session:
@@ -345,6 +369,170 @@ class EventConsumer:
             return
         for msg, envelope, result in batch:
             await self._settling(self._settle(msg, envelope, result, None))
+
+    async def _handle_whole(
+        self, readable: Sequence[tuple[Msg, EventEnvelope, Event | None]]
+    ) -> None:
+        """Apply the batch in one transaction, all or nothing; settle each message after the
+        commit, or, if it failed, handle each on its own."""
+        if not readable:
+            return
+        try:
+            results = await self._apply_whole(readable)
+        except Exception as exc:  # noqa: BLE001 - rolled back: retried one by one
+            if len(readable) == 1:  # one by one already: settled as its failure
+                msg, envelope, _ = readable[0]
+                await self._settling(self._settle(msg, envelope, exc, None))
+                return
+            log.warning(
+                "batch of %d on %s not applied whole (%s: %s); handling one by one",
+                len(readable),
+                self.durable,
+                type(exc).__name__,
+                exc,
+            )
+            for msg, _, _ in readable:
+                await self._settling(self.handle(msg))
+            return
+        for (msg, envelope, _), result in zip(readable, results, strict=True):
+            await self._settling(self._settle(msg, envelope, result, None))
+
+    async def _apply_whole(
+        self, readable: Sequence[tuple[Msg, EventEnvelope, Event | None]]
+    ) -> list[Result]:
+        """`_apply_in` for a whole batch: one lookup, the hooks around the handlers, one
+        write of the inbox rows and one of the positions. Raises on any failure."""
+        hooks = self.sub.batch_hooks
+        assert hooks is not None
+        async with self.db.transaction() as session:
+            envelopes = [envelope for _, envelope, _ in readable]
+            known, seen = await self._lookup_batch(session, envelopes)
+            positions = dict(known)
+            results: list[Result] = []
+            chosen: list[tuple[Msg, EventEnvelope, Event]] = []
+            for msg, envelope, event in readable:
+                result = self._decide(envelope, event, positions, seen)
+                if result.outcome is Outcome.applied and event is not None:
+                    chosen.append((msg, envelope, event))
+                results.append(result)
+            await hooks.before(session, [(envelope, event) for _, envelope, event in chosen])
+            for msg, envelope, event in chosen:
+                with self.tracing.consuming(msg.subject, msg.headers, self.durable) as span:
+                    if span.is_recording():
+                        span.set_attribute("messaging.message.id", str(envelope.event_id))
+                        span.set_attribute("gonghui.event.type", envelope.type)
+                    await self.sub.handlers[type(event)](session, event, envelope)
+            await hooks.after(session)
+            await self._record_batch(session, [envelope for _, envelope, _ in chosen])
+            await self._advance_batch(session, known, positions)
+        return results
+
+    @staticmethod
+    def _decide(
+        envelope: EventEnvelope,
+        event: Event | None,
+        positions: dict[str, int],
+        seen: set[str],
+    ) -> Result:
+        """`_apply_in`'s choice for one message of a batch, from (and advancing) the batch's
+        view of the positions and the inbox."""
+        seq = envelope.aggregate_seq
+        if seq is None and event is None:
+            return Result(Outcome.ignored)
+        last = positions.get(envelope.aggregate_id, 0)
+        if seq is not None:
+            if seq <= last:
+                return Result(Outcome.duplicate, last)
+            if seq > last + 1:
+                return Result(Outcome.early, last)
+            positions[envelope.aggregate_id] = seq
+        event_id = str(envelope.event_id)
+        if event is None:
+            outcome = Outcome.ignored
+        elif event_id in seen:
+            outcome = Outcome.duplicate
+        else:
+            seen.add(event_id)
+            outcome = Outcome.applied
+        return Result(outcome, None if seq is None else last)
+
+    async def _lookup_batch(
+        self, session: AsyncSession, envelopes: Sequence[EventEnvelope]
+    ) -> tuple[dict[str, int], set[str]]:
+        """The numbered aggregates' positions (their rows locked until the commit, in one
+        order: another instance's batch waits, it cannot deadlock on them) and which
+        events are in the inbox already."""
+        p = self.tables.positions.c
+        inbox = self.inbox.c
+        aggregates = sorted({e.aggregate_id for e in envelopes if e.aggregate_seq is not None})
+        event_ids = sorted({str(e.event_id) for e in envelopes})
+        known: dict[str, int] = {}
+        for chunk in _chunks(aggregates):
+            query = (
+                select(p.aggregate_id, p.last_seq)
+                .where(p.consumer == self.sub.durable, p.aggregate_id.in_(chunk))
+                .order_by(p.aggregate_id)
+                .with_for_update()
+            )
+            known.update({aggregate: int(seq) for aggregate, seq in await session.execute(query)})
+        seen: set[str] = set()
+        for chunk in _chunks(event_ids):
+            query = select(inbox.event_id).where(
+                inbox.consumer == self.sub.durable, inbox.event_id.in_(chunk)
+            )
+            seen.update(await session.scalars(query))
+        return known, seen
+
+    async def _record_batch(
+        self, session: AsyncSession, envelopes: Sequence[EventEnvelope]
+    ) -> None:
+        if not envelopes:
+            return
+        now = datetime.now(UTC)
+        await session.execute(
+            insert(self.inbox),
+            [
+                {
+                    "consumer": self.sub.durable,
+                    "event_id": str(envelope.event_id),
+                    "event_type": envelope.type,
+                    "processed_at": now,
+                }
+                for envelope in envelopes
+            ],
+        )
+
+    async def _advance_batch(
+        self, session: AsyncSession, known: Mapping[str, int], positions: Mapping[str, int]
+    ) -> None:
+        """Write the positions the batch moved: new rows in one insert (a concurrent first
+        event of an aggregate makes it a primary key conflict: the batch goes back), the
+        others, locked since the lookup, in one update."""
+        table, now = self.tables.positions, datetime.now(UTC)
+        moved = sorted((a, seq) for a, seq in positions.items() if known.get(a) != seq)
+        new = [
+            {"consumer": self.sub.durable, "aggregate_id": a, "last_seq": seq, "updated_at": now}
+            for a, seq in moved
+            if a not in known
+        ]
+        if new:
+            await session.execute(insert(table), new)
+        changed = [
+            {"b_consumer": self.sub.durable, "b_aggregate": a, "b_seq": seq, "b_at": now}
+            for a, seq in moved
+            if a in known
+        ]
+        if changed:
+            p = table.c
+            await session.execute(
+                update(table)
+                .where(
+                    p.consumer == bindparam("b_consumer"),
+                    p.aggregate_id == bindparam("b_aggregate"),
+                )
+                .values(last_seq=bindparam("b_seq"), updated_at=bindparam("b_at")),
+                changed,
+            )
 
     async def _settling(self, settle: Awaitable[None]) -> None:
         try:
@@ -698,6 +886,11 @@ class EventConsumer:
                 session, self.tables.dead_letters, self.durable
             )
         metrics.DEAD_LETTERS_UNREPLAYED.labels(self.durable).set(count)
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    """Lists of at most `size` values: well under SQLite's bound-parameter limit."""
+    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 def _storable(text: str) -> str:

@@ -88,7 +88,12 @@ async def _lock_regions(session: AsyncSession, cells: Iterable[int]) -> None:
     symmetric; so a station event locks the regions of the cells around its places, a
     village event those of its own cells, before either reads. Otherwise a station opened
     while its village is announced could be missed by both."""
-    await advisory_locks(session, ((_LOCK_CLASS, _region(cell)) for cell in cells))
+    await advisory_locks(session, region_locks(cells))
+
+
+def region_locks(cells: Iterable[int]) -> list[tuple[int, int]]:
+    """The advisory lock keys of the regions of `cells`."""
+    return sorted({(_LOCK_CLASS, _region(cell)) for cell in cells})
 
 
 def nearest_m(village: Place, stations: Iterable[Place]) -> float | None:

@@ -33,13 +33,14 @@ stations               [station_type|status] +1 where hosted; all time only (a s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.dashboards import coverage, repository
+from gateway.dashboards.locks import advisory_locks
 from gateway.dashboards.models import (
     DashCertificate,
     DashMember,
@@ -143,7 +144,7 @@ async def _change_member(
     before = member_counts(member, moves)
     if member is None:
         member = create()
-        session.add(member)
+        repository.add_entity(session, member_no, member)
     change(member)
     if move is not None:
         session.add(move)
@@ -256,7 +257,7 @@ async def _change_session(
         row = DashSession(
             session_id=session_id, host_org_id=host_org_id, status="scheduled", spent_fen=0
         )
-        session.add(row)
+        repository.add_entity(session, session_id, row)
     change(row)
     await repository.add_counts(session, difference(before, session_counts(row)))
 
@@ -331,7 +332,7 @@ async def _change_certificate(
         row = DashCertificate(
             certificate_id=certificate_id, host_org_id=host_org_id, issued=False, revoked=False
         )
-        session.add(row)
+        repository.add_entity(session, certificate_id, row)
     change(row)
     await repository.add_counts(session, difference(before, certificate_counts(row)))
 
@@ -404,7 +405,7 @@ async def _station(
             place_at=_UNKNOWN,
             status_at=_UNKNOWN,
         )
-        session.add(row)
+        repository.add_entity(session, station_id, row)
         was_active_at = None
     else:
         was_active_at = (row.lon, row.lat) if row.status == ACTIVE else None
@@ -572,8 +573,94 @@ def handlers_for(source: str) -> dict[type[Event], Handler]:
 
 
 def subscriptions() -> list[Subscription]:
-    """One durable consumer per producing service's stream."""
+    """One durable consumer per producing service's stream, applying fetched batches whole
+    (`BATCHES` keeps the three from deadlocking on the gateway's database)."""
     return [
-        Subscription(durable=DURABLE[source], source=source, handlers=handlers_for(source))
+        Subscription(
+            durable=DURABLE[source],
+            source=source,
+            handlers=handlers_for(source),
+            apply_batches=True,
+            batch_hooks=BATCHES,
+        )
         for source in SOURCES
     ]
+
+
+# -- batches ------------------------------------------------------------------------------
+
+_MEMBER_EVENTS = (m.MemberApproved, m.MemberTransferred, m.MembershipEnded)
+_SESSION_EVENTS = (t.SessionScheduled, t.SessionCompleted, t.SessionCancelled)
+_CERTIFICATE_EVENTS = (t.CertificateIssued, t.CertificateRevoked)
+_STATION_EVENTS = (s.StationOpened, s.StationUpdated, s.StationStatusChanged)
+_ORG_EVENTS = (m.OrgCreated, m.OrgUpdated)
+
+
+def _orgs_named(items: Iterable[Any]) -> set[str]:
+    """The orgs an event or an entity row names (`org_id`, `host_org_id`, `to_org_id`…):
+    every org its counts can go to."""
+    named: set[str] = set()
+    for item in items:
+        fields = item if isinstance(item, Event) else vars(item).items()
+        named.update(v for k, v in fields if k.endswith("org_id") and isinstance(v, str) and v)
+    return named
+
+
+def _place(item: Any) -> tuple[float, float] | None:
+    lon, lat = getattr(item, "lon", None), getattr(item, "lat", None)
+    return None if lon is None or lat is None else (lon, lat)
+
+
+class DashboardBatches:
+    """The dashboards' `BatchHooks`: before a batch's handlers, lock in one global order
+    everything they will lock that another consumer's batch may lock too (see
+    `repository`'s "batches"); after them, write the folded counters."""
+
+    async def before(
+        self, session: AsyncSession, events: Sequence[tuple[EventEnvelope, Event]]
+    ) -> None:
+        batch = repository.begin_batch(session)
+        if not events:
+            return
+        kinds: dict[Any, set[str]] = {}
+        for _, event in events:
+            if isinstance(event, _MEMBER_EVENTS):
+                kinds.setdefault(DashMember, set()).add(event.member_no)
+            elif isinstance(event, _SESSION_EVENTS):
+                kinds.setdefault(DashSession, set()).add(event.session_id)
+            elif isinstance(event, _CERTIFICATE_EVENTS):
+                kinds.setdefault(DashCertificate, set()).add(event.certificate_id)
+            elif isinstance(event, _STATION_EVENTS):
+                kinds.setdefault(DashStation, set()).add(event.station_id)
+        # 1. This consumer's own entity rows (no other consumer locks them), by key.
+        rows: list[Any] = []
+        for model, keys in sorted(kinds.items(), key=lambda kind: kind[0].__tablename__):
+            rows += await repository.lock_entities(session, model, keys)
+        if DashMember in kinds:
+            rows += await repository.read_moves(session, kinds[DashMember])
+        # 2. Every advisory lock, in one statement: the orgs announced (exclusive), those
+        # counted for while unknown (shared: counting does not wait for counting), and the
+        # coverage regions around the villages and stations that may move.
+        announced = {event.org_id for _, event in events if isinstance(event, _ORG_EVENTS)}
+        counted = _orgs_named([event for _, event in events]) | _orgs_named(rows)
+        known = await repository.org_places(session, announced | counted)
+        places = [_place(event) for _, event in events if isinstance(event, _ORG_EVENTS)]
+        places += [_place(known[org_id]) for org_id in announced if org_id in known]
+        cells = {coverage.cell_of(*place) for place in places if place is not None}
+        stations: list[Any] = [e for _, e in events if isinstance(e, _STATION_EVENTS)]
+        stations += [row for row in rows if isinstance(row, DashStation)]
+        for place in filter(None, map(_place, stations)):
+            cells.update(coverage.cells_around(*place))
+        unknown = counted - known.keys() - announced
+        await advisory_locks(
+            session,
+            repository.org_lock_keys(announced) + coverage.region_locks(cells),
+            shared=repository.org_lock_keys(unknown),
+        )
+        batch.held = announced | unknown
+
+    async def after(self, session: AsyncSession) -> None:
+        await repository.finish_batch(session)
+
+
+BATCHES = DashboardBatches()

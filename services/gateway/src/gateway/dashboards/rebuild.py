@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import Table, delete, insert, select
 
 from gateway.dashboards import repository
-from gateway.dashboards.handlers import DURABLE, SOURCES, handlers_for
+from gateway.dashboards.handlers import BATCHES, DURABLE, SOURCES, handlers_for
 from gonghui_shared.bus import Bus, EventConsumer, Subscription, stream_name
 from gonghui_shared.contracts import Event, EventEnvelope
 from gonghui_shared.db import Database
@@ -126,12 +126,19 @@ class _Replayer:
                     )
                 )
             )
-            rows = []
+            fresh: list[_Item] = []
             for item, event_id in zip(items, ids, strict=True):
-                if event_id in seen:
-                    continue
-                seen.add(event_id)  # the same event twice in the stream: once is enough
+                if event_id not in seen:
+                    seen.add(event_id)  # the same event twice in the stream: once is enough
+                    fresh.append(item)
+            # The live consumers' batch hooks: the same locks, the counters folded.
+            await BATCHES.before(session, [(item.envelope, item.event) for item in fresh])
+            for item in fresh:
                 await self.handlers[type(item.event)](session, item.event, item.envelope)
+            await BATCHES.after(session)
+            rows = []
+            for item in fresh:
+                event_id = str(item.envelope.event_id)
                 rows.append(
                     {
                         "consumer": self.durable,

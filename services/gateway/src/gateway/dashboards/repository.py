@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    String,
     and_,
+    bindparam,
     case,
     delete,
     distinct,
@@ -28,6 +31,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -195,36 +199,63 @@ async def _paths(session: AsyncSession, org_ids: Iterable[str]) -> dict[str, str
 
 
 async def _add_rows(session: AsyncSession, model: Any, key: str, rows: Counts) -> None:
-    """Add (key, period, metric, dimension) values, creating rows at 0: one upsert."""
+    """Add (key, period, metric, dimension) values, creating rows at 0: one upsert, its
+    rows in key order (so two writers cannot deadlock). On PostgreSQL the rows go as five
+    arrays of one statement (`unnest`): a batch's thousands of rows cost one bind, not one
+    each."""
     if not rows:
         return
+    ordered = sorted(rows.items())
+    columns = [key, "period", "metric", "dimension", "value"]
     statement = _insert(session, model)
+    if session.get_bind().dialect.name == "postgresql":
+        arrays: list[Any] = [
+            bindparam(f"{name}s", [k[i] for k, _ in ordered], type_=ARRAY(String))
+            for i, name in enumerate(columns[:4])
+        ]
+        values: Any = ARRAY(BigInteger)
+        arrays.append(bindparam("values", [v for _, v in ordered], type_=values))
+        source = func.unnest(*arrays).table_valued(*columns).render_derived()
+        statement = statement.from_select(columns, select(*(source.c[c] for c in columns)))
+        parameters: Any = None
+    else:
+        parameters = [dict(zip(columns, (*k, v), strict=True)) for k, v in ordered]
     statement = statement.on_conflict_do_update(
-        index_elements=[key, "period", "metric", "dimension"],
+        index_elements=columns[:4],
         set_={"value": model.value + statement.excluded.value},
     )
-    await session.execute(
-        statement,
-        [
-            {key: k, "period": p, "metric": m, "dimension": d, "value": v}
-            for (k, p, m, d), v in sorted(rows.items())  # one order: no deadlocks
-        ],
-    )
+    await session.execute(statement, parameters)
 
 
 async def add_counts(session: AsyncSession, deltas: Counts) -> None:
     """Add each (org, metric, month, dimension) delta to its month's, year's and all-time
     counter of the org and of every org above it: two upserts (and the orgs' paths)."""
-    rows = rolled_up(deltas)
-    if not rows:
+    if (batch := batch_of(session)) is not None:
+        for key, value in deltas.items():
+            batch.counts[key] += value
         return
-    orgs = {org_id for org_id, _, _, _ in rows}
-    paths = await _paths(session, orgs)
-    if unknown := orgs - paths.keys():  # wait for an announcement under way, if any
-        await lock_orgs(session, unknown)
-        paths.update(await _paths(session, unknown))
-    await _add_rows(session, DashCounter, "org_id", rows)
-    await _add_rows(session, DashSubtreeCounter, "node_id", by_node(rows, paths))
+    await _write_counts(session, rolled_up(deltas), {}, set())
+
+
+async def _write_counts(
+    session: AsyncSession, rows: Counts, subtree: Counts, held: set[str]
+) -> None:
+    """Add org rows (org, period, metric, dimension) to the orgs' counters and, by their
+    paths, to the subtree counters, with `subtree` (node rows) besides; an org neither
+    known nor in `held` (locked by the caller since before it read anything) is locked
+    first, then read again."""
+    paths: dict[str, str] = {}
+    if rows:
+        orgs = {org_id for org_id, _, _, _ in rows}
+        paths = await _paths(session, orgs)
+        if unknown := orgs - paths.keys() - held:  # wait for an announcement under way
+            await lock_orgs(session, unknown)
+            paths.update(await _paths(session, unknown))
+        await _add_rows(session, DashCounter, "org_id", rows)
+    nodes: Counts = defaultdict(int, subtree)
+    for key, value in by_node(rows, paths).items():
+        nodes[key] += value
+    await _add_rows(session, DashSubtreeCounter, "node_id", {k: v for k, v in nodes.items() if v})
 
 
 async def org_arrived(
@@ -243,6 +274,10 @@ async def org_arrived(
         if path is not None:
             for key, value in by_node(rows, {org_id: path}, sign).items():
                 moved[key] += value
+    if (batch := batch_of(session)) is not None:
+        for key, value in moved.items():
+            batch.subtree[key] += value
+        return
     await _add_rows(session, DashSubtreeCounter, "node_id", {k: v for k, v in moved.items() if v})
 
 
@@ -282,10 +317,19 @@ async def rebuild_derived(session: AsyncSession) -> None:
 
 
 async def see_person(session: AsyncSession, org_id: str, month: str, person_key: str) -> None:
-    await session.execute(
-        insert_ignoring_conflicts(session, DashPersonSeen),
-        [{"org_id": org_id, "period": p, "person_key": person_key} for p in periods_of(month)],
-    )
+    seen = {(org_id, period, person_key) for period in periods_of(month)}
+    if (batch := batch_of(session)) is not None:
+        batch.persons |= seen
+        return
+    await _see(session, seen)
+
+
+async def _see(session: AsyncSession, seen: set[tuple[str, str, str]]) -> None:
+    if seen:
+        await session.execute(
+            insert_ignoring_conflicts(session, DashPersonSeen),
+            [{"org_id": o, "period": p, "person_key": k} for o, p, k in sorted(seen)],
+        )
 
 
 async def add_trained(session: AsyncSession, member_no: str, day: date) -> None:
@@ -337,25 +381,41 @@ async def upsert_units(
 
 
 async def touch_source(session: AsyncSession, source: str, occurred_at: datetime) -> None:
+    if (batch := batch_of(session)) is not None:
+        batch.sources[source] = (occurred_at, batch.sources.get(source, (occurred_at, 0))[1] + 1)
+        return
+    await _touch(session, source, occurred_at, 1)
+
+
+async def _touch(session: AsyncSession, source: str, occurred_at: datetime, events: int) -> None:
     statement = _insert(session, DashSource).values(
-        source=source, last_event_at=occurred_at, applied_at=datetime.now(UTC), events_applied=1
+        source=source,
+        last_event_at=occurred_at,
+        applied_at=datetime.now(UTC),
+        events_applied=events,
     )
     statement = statement.on_conflict_do_update(
         index_elements=["source"],
         set_={
             "last_event_at": statement.excluded.last_event_at,
             "applied_at": statement.excluded.applied_at,
-            "events_applied": DashSource.events_applied + 1,
+            "events_applied": DashSource.events_applied + statement.excluded.events_applied,
         },
     )
     await session.execute(statement)
 
 
 async def member_for_update(session: AsyncSession, member_no: str) -> DashMember | None:
+    if (found := _prefetched(session, DashMember, member_no)) is not _MISSING:
+        return found
     return await session.get(DashMember, member_no, with_for_update=True)
 
 
 async def member_moves(session: AsyncSession, member_no: str) -> list[DashMemberMove]:
+    """The member's transfers; in a batch, the batch's own list (its handlers append)."""
+    batch = batch_of(session)
+    if batch is not None and member_no in batch.moves:
+        return batch.moves[member_no]
     rows = await session.scalars(
         select(DashMemberMove).where(DashMemberMove.member_no == member_no)
     )
@@ -363,17 +423,141 @@ async def member_moves(session: AsyncSession, member_no: str) -> list[DashMember
 
 
 async def session_for_update(session: AsyncSession, session_id: str) -> DashSession | None:
+    if (found := _prefetched(session, DashSession, session_id)) is not _MISSING:
+        return found
     return await session.get(DashSession, session_id, with_for_update=True)
 
 
 async def certificate_for_update(
     session: AsyncSession, certificate_id: str
 ) -> DashCertificate | None:
+    if (found := _prefetched(session, DashCertificate, certificate_id)) is not _MISSING:
+        return found
     return await session.get(DashCertificate, certificate_id, with_for_update=True)
 
 
 async def station_for_update(session: AsyncSession, station_id: str) -> DashStation | None:
+    if (found := _prefetched(session, DashStation, station_id)) is not _MISSING:
+        return found
     return await session.get(DashStation, station_id, with_for_update=True)
+
+
+def add_entity(session: AsyncSession, key: str, row: Any) -> None:
+    """A new entity row (member, session, certificate, station): added to the session, and
+    to the batch's rows, so the batch's next event of it finds it without a query."""
+    session.add(row)
+    if (batch := batch_of(session)) is not None:
+        batch.rows.setdefault(type(row), {})[key] = row
+
+
+# -- batches ------------------------------------------------------------------------------
+#
+# A batch of events applied in one transaction (`handlers.BATCHES`) must not deadlock with
+# the other dashboard consumers' batches on the same database. So each batch takes its
+# locks in one global order: its own entity rows (members, sessions, certificates,
+# stations: one consumer's tables) in one statement per table, by key; then every advisory
+# lock it needs (orgs it announces or counts for while they are unknown, coverage regions)
+# in one sorted statement; the handlers then take no lock another consumer's batch holds
+# except those; and the shared rows (counters, subtree counters, persons seen, freshness)
+# are written once at the end, each table in one statement by key.
+
+_BATCH = "gateway.dashboards.batch"
+_MISSING = object()
+
+
+@dataclass
+class Batch:
+    """The writes of a batch's handlers to shared rows, folded until `finish_batch`, and
+    the entity rows read (and locked) at its start (None: not there yet)."""
+
+    counts: Counts = field(default_factory=lambda: defaultdict(int))
+    subtree: Counts = field(default_factory=lambda: defaultdict(int))
+    persons: set[tuple[str, str, str]] = field(default_factory=set)
+    sources: dict[str, tuple[datetime, int]] = field(default_factory=dict)
+    rows: dict[type, dict[str, Any]] = field(default_factory=dict)
+    moves: dict[str, list[DashMemberMove]] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)  # orgs locked at the start
+
+
+def batch_of(session: AsyncSession) -> Batch | None:
+    return session.info.get(_BATCH)
+
+
+def _prefetched(session: AsyncSession, model: type, key: str) -> Any:
+    batch = batch_of(session)
+    if batch is None:
+        return _MISSING
+    return batch.rows.get(model, {}).get(key, _MISSING)
+
+
+def begin_batch(session: AsyncSession) -> Batch:
+    batch = Batch()
+    session.info[_BATCH] = batch
+    return batch
+
+
+async def lock_entities(session: AsyncSession, model: Any, keys: Iterable[str]) -> list[Any]:
+    """Read and lock the rows of `model` with these primary keys, in key order; the batch
+    remembers them, and the keys without a row."""
+    batch = batch_of(session)
+    assert batch is not None
+    wanted = sorted(set(keys))
+    found: dict[str, Any] = dict.fromkeys(wanted)
+    (key_column,) = model.__table__.primary_key.columns
+    for start in range(0, len(wanted), _CHUNK):
+        query = (
+            select(model)
+            .where(key_column.in_(wanted[start : start + _CHUNK]))
+            .order_by(key_column)
+            .with_for_update()
+        )
+        for row in await session.scalars(query):
+            found[getattr(row, key_column.key)] = row
+    batch.rows.setdefault(model, {}).update(found)
+    return [row for row in found.values() if row is not None]
+
+
+async def read_moves(session: AsyncSession, member_nos: Iterable[str]) -> list[DashMemberMove]:
+    """The transfers of these members (their rows are locked): the batch keeps a list each."""
+    batch = batch_of(session)
+    assert batch is not None
+    wanted = sorted(set(member_nos))
+    for member_no in wanted:
+        batch.moves.setdefault(member_no, [])
+    for start in range(0, len(wanted), _CHUNK):
+        query = select(DashMemberMove).where(
+            DashMemberMove.member_no.in_(wanted[start : start + _CHUNK])
+        )
+        for move in await session.scalars(query):
+            batch.moves[move.member_no].append(move)
+    return [move for member_no in wanted for move in batch.moves[member_no]]
+
+
+async def org_places(session: AsyncSession, org_ids: Iterable[str]) -> dict[str, Any]:
+    """(id, org_type, lon, lat) of the known orgs among `org_ids`, read without a lock:
+    which orgs a batch must lock, before it locks them."""
+    wanted = sorted(set(org_ids))
+    found: dict[str, Any] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        query = select(DashOrg.id, DashOrg.org_type, DashOrg.lon, DashOrg.lat).where(
+            DashOrg.id.in_(wanted[start : start + _CHUNK])
+        )
+        found.update({row.id: row for row in await session.execute(query)})
+    return found
+
+
+def org_lock_keys(org_ids: Iterable[str]) -> list[tuple[int, int]]:
+    return [_org_lock(org_id) for org_id in org_ids]
+
+
+async def finish_batch(session: AsyncSession) -> None:
+    """Write what the batch's handlers folded: counters, subtree counters, persons seen,
+    freshness; each table in one statement, in key order."""
+    batch = session.info.pop(_BATCH)
+    await _write_counts(session, rolled_up(batch.counts), batch.subtree, batch.held)
+    await _see(session, batch.persons)
+    for source, (occurred_at, events) in sorted(batch.sources.items()):
+        await _touch(session, source, occurred_at, events)
 
 
 async def empty_read_models(session: AsyncSession) -> None:
