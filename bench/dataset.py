@@ -103,7 +103,7 @@ class Sizes:
     roster_rows: int
 
     @classmethod
-    def at(cls, scale: float, roster_rows: int | None = None) -> Sizes:
+    def at(cls, scale: float, roster_rows: int | None = None, stations: int | None = None) -> Sizes:
         members = max(round(FULL_MEMBERS * scale), 20)
         counties = min(max(round(FULL_COUNTIES * scale), 1), FULL_COUNTIES)
         villages = min(max(math.ceil(members / counties) // MEMBERS_PER_VILLAGE, 2), MOST_VILLAGES)
@@ -115,7 +115,7 @@ class Sizes:
             townships_per_county=townships,
             villages_per_county=villages,
             person_times=max(round(FULL_PERSON_TIMES * scale), DAYS_PER_SESSION),
-            stations=max(round(FULL_STATIONS * scale), 20),
+            stations=stations or max(round(FULL_STATIONS * scale), 20),
             roster_rows=roster_rows or max(round(FULL_ROSTER_ROWS * scale), 100),
         )
 

@@ -95,6 +95,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--roster-rows", type=int, help="rows of the roster file (default 100,000 × scale)"
     )
     parser.add_argument(
+        "--stations",
+        type=int,
+        help="stations to open (default 100,000 × scale): the nearby search's target is "
+        "set with 100,000, which a smaller --scale can still load",
+    )
+    parser.add_argument(
         "--pool-size",
         type=int,
         default=10,
@@ -414,7 +420,7 @@ def server_settings(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
 async def run(args: argparse.Namespace, folder: Path) -> tuple[Path, Path]:
     started_at = datetime.now(UTC)
     load_at_start = [round(x, 2) for x in os.getloadavg()]
-    sizes = Sizes.at(args.scale, args.roster_rows)
+    sizes = Sizes.at(args.scale, args.roster_rows, args.stations)
     loading = Loading()
     admin_url = normalise_url(args.postgres_url) if args.backend == "postgres" else None
     async with running_stack(

@@ -71,6 +71,7 @@ def test_a_tiny_run_writes_every_measurement(tmp_path: Path, nats_url: str) -> N
             "bench",
             *("--scale", "0.0002", "--duration", "1", "--warmup", "0.2"),
             *("--concurrency", "4", "--backend", backend, "--out", str(out)),
+            *("--stations", "40"),  # more than the scale's 20: the nearby target's override
         ],
         cwd=REPO,
         env=os.environ | {"NATS_URL": nats_url},
@@ -85,6 +86,7 @@ def test_a_tiny_run_writes_every_measurement(tmp_path: Path, nats_url: str) -> N
     assert doc["database"].startswith("PostgreSQL" if backend == "postgres" else "SQLite")
     assert {"python", "fastapi", "sqlalchemy", "uvicorn"} <= set(doc["versions"])
     assert doc["loading"]["phases"] and doc["sizes"]["members"] == 200
+    assert doc["sizes"]["stations"] == 40
     generator = "wrk" if shutil.which("wrk") else "httpx"
     assert doc["settings"]["generator"].startswith(generator)
     # How each process was served: uvicorn's loop and HTTP parser are on the record.
