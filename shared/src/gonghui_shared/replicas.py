@@ -14,11 +14,26 @@ leaves the member in the new org.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Float, Integer, String
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -77,26 +92,191 @@ def _newer(envelope: EventEnvelope, row_at: datetime) -> bool:
     return envelope.occurred_at >= row_at
 
 
-def org_handlers(model: Any) -> dict[type[Event], Handler]:
+# -- batches --------------------------------------------------------------------------
+#
+# With `membership_subscription`'s hooks, a fetched batch is applied whole in one
+# transaction: `before` reads (and locks, in key order) every replica row the batch's
+# events name, into plain rows kept in `session.info`; the handlers change those rows in
+# memory, by the same rules as one at a time; `after` writes the new rows with one INSERT
+# and the changed ones with one UPDATE per table, in key order. Outside such a batch (a
+# message handled on its own, another consumer's batch, a test) the handlers read and
+# write through the ORM, one row per event, as before.
+
+_BATCH = "gonghui.replicas.batch"
+_CHUNK = 500  # keys per IN (…): well under SQLite's bound-parameter limit
+
+
+class _Row(SimpleNamespace):
+    """A replica row of a batch: the handlers set its attributes as they would an ORM row's."""
+
+
+@dataclass
+class _TableBatch:
+    """One replica table's rows in a batch: as read (None: no row yet), and as changed."""
+
+    model: Any
+    read: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    rows: dict[str, _Row | None] = field(default_factory=dict)
+
+    @property
+    def table(self) -> Table:
+        table: Table = self.model.__table__
+        return table
+
+    @property
+    def key(self) -> Column[Any]:
+        (key,) = self.table.primary_key.columns
+        return key
+
+    async def load(self, session: AsyncSession, keys: Iterable[str]) -> None:
+        """Read and lock the rows with these keys, in key order."""
+        wanted = sorted(set(keys) - self.read.keys())
+        for key in wanted:
+            self.read[key] = self.rows[key] = None
+        if not wanted:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            found = [await session.execute(self._locking_by_key(wanted))]
+        else:  # SQLite locks the whole database already
+            found = [
+                await session.execute(
+                    select(self.table).where(self.key.in_(wanted[start : start + _CHUNK]))
+                )
+                for start in range(0, len(wanted), _CHUNK)
+            ]
+        for result in found:
+            for values in map(dict, result.mappings()):
+                self.read[values[self.key.key]] = values
+                self.rows[values[self.key.key]] = _Row(**values)
+
+    def _locking_by_key(self, wanted: list[str]) -> Any:
+        """One index lookup per key, each row locked as it is found, in the keys' order.
+
+        Not `key IN (…)`: on a table filling up faster than autovacuum analyses it (a
+        province loaded into empty replicas), the planner takes that for a sequential scan
+        of the whole table, each batch. A lateral subquery with FOR UPDATE is never
+        flattened, so each key is an equality on the primary key: an index scan.
+        """
+        keys = func.unnest(bindparam("keys", wanted, type_=ARRAY(String)))
+        given = keys.table_valued("key").render_derived(name="wanted")
+        row = select(self.table).where(self.key == given.c.key).with_for_update()
+        found = row.lateral("found")
+        return select(found).select_from(given).join(found, true())
+
+    async def write(self, session: AsyncSession) -> None:
+        """The new rows in one INSERT, the changed ones in one UPDATE, each in key order."""
+        columns = [column.key for column in self.table.columns]
+        new, changed = [], []
+        for key in sorted(self.rows):
+            row = self.rows[key]
+            if row is None:
+                continue
+            values = {column: getattr(row, column, None) for column in columns}
+            read = self.read[key]
+            if read is None:
+                new.append(values)
+            elif values != read:
+                changed.append({f"b_{column}": value for column, value in values.items()})
+        if new:
+            # Not an upsert: a row another transaction inserted meanwhile is a conflict that
+            # sends the batch back to one message at a time, where the rules above merge.
+            await session.execute(insert(self.table), new)
+        if changed:
+            others = [column for column in columns if column != self.key.key]
+            await session.execute(
+                update(self.table)
+                .where(self.key == bindparam(f"b_{self.key.key}"))
+                .values({column: bindparam(f"b_{column}") for column in others}),
+                changed,
+            )
+
+
+def _batch_of(session: AsyncSession, model: Any) -> _TableBatch | None:
+    """`model`'s rows in the batch under way in this session (None: not in one of ours)."""
+    tables: dict[Any, _TableBatch] | None = session.info.get(_BATCH)
+    return None if tables is None else tables.get(model)
+
+
+async def _get(session: AsyncSession, model: Any, key: str) -> Any:
+    """The row to change (locked), from the batch if one is under way; None if there is none."""
+    batch = _batch_of(session, model)
+    if batch is None:
+        return await session.get(model, key, with_for_update=True)
+    if key not in batch.rows:  # an event `before` did not see: read it now
+        await batch.load(session, [key])
+    return batch.rows[key]
+
+
+def _add(session: AsyncSession, model: Any, key: str, **values: Any) -> None:
+    batch = _batch_of(session, model)
+    if batch is None:
+        session.add(model(**values))
+    else:
+        batch.rows[key] = _Row(**values)
+
+
+class ReplicaHandlers(dict[type[Event], Handler]):
+    """The handlers of one replica table, and which row of it each of their events names."""
+
+    def __init__(
+        self,
+        model: Any,
+        key_of: Callable[[Event], str],
+        handlers: Mapping[type[Event], Handler],
+    ) -> None:
+        super().__init__(handlers)
+        self.model = model
+        self.key_of = key_of
+
+
+class ReplicaBatches:
+    """The `BatchHooks` of a membership subscription: the replica rows of a whole batch read
+    in one statement per table before its handlers, written in one or two after them."""
+
+    def __init__(self, handler_sets: Sequence[ReplicaHandlers]) -> None:
+        # By table name: every batch takes its locks in the same order.
+        self.handler_sets = sorted(handler_sets, key=lambda s: str(s.model.__tablename__))
+
+    async def before(
+        self, session: AsyncSession, events: Sequence[tuple[EventEnvelope, Event]]
+    ) -> None:
+        tables: dict[Any, _TableBatch] = {}
+        for handlers in self.handler_sets:
+            batch = tables[handlers.model] = _TableBatch(handlers.model)
+            keys = [handlers.key_of(event) for _, event in events if type(event) in handlers]
+            await batch.load(session, keys)
+        session.info[_BATCH] = tables
+
+    async def after(self, session: AsyncSession) -> None:
+        tables: dict[Any, _TableBatch] = session.info.pop(_BATCH)
+        for batch in tables.values():
+            await batch.write(session)
+
+
+# -- handlers ---------------------------------------------------------------------------
+
+
+def org_handlers(model: Any) -> ReplicaHandlers:
     """Handlers that keep `model` (an OrgReplicaColumns table) up to date."""
 
     async def created(session: AsyncSession, event: Event, envelope: EventEnvelope) -> None:
         assert isinstance(event, OrgCreated)
-        org = await session.get(model, event.org_id, with_for_update=True)
+        org = await _get(session, model, event.org_id)
         if org is None:
-            session.add(
-                model(
-                    id=event.org_id,
-                    parent_id=event.parent_id,
-                    path=event.path,
-                    org_type=event.org_type,
-                    name=event.name,
-                    region_code=event.region_code,
-                    lon=event.lon,
-                    lat=event.lat,
-                    status="active",
-                    last_event_at=envelope.occurred_at,
-                )
+            _add(
+                session,
+                model,
+                event.org_id,
+                id=event.org_id,
+                parent_id=event.parent_id,
+                path=event.path,
+                org_type=event.org_type,
+                name=event.name,
+                region_code=event.region_code,
+                lon=event.lon,
+                lat=event.lat,
+                status="active",
+                last_event_at=envelope.occurred_at,
             )
             return
         # An update overtook the creation: the tree facts are still ours to fill in.
@@ -107,36 +287,47 @@ def org_handlers(model: Any) -> dict[type[Event], Handler]:
 
     async def updated(session: AsyncSession, event: Event, envelope: EventEnvelope) -> None:
         assert isinstance(event, OrgUpdated)
-        org = await session.get(model, event.org_id, with_for_update=True)
+        org = await _get(session, model, event.org_id)
         if org is None:
-            session.add(
-                model(
-                    id=event.org_id,
-                    parent_id=None,
-                    path=event.path,
-                    org_type="",
-                    name=event.name,
-                    region_code=event.region_code,
-                    lon=event.lon,
-                    lat=event.lat,
-                    status=event.status,
-                    last_event_at=envelope.occurred_at,
-                )
+            _add(
+                session,
+                model,
+                event.org_id,
+                id=event.org_id,
+                parent_id=None,
+                path=event.path,
+                org_type="",
+                name=event.name,
+                region_code=event.region_code,
+                lon=event.lon,
+                lat=event.lat,
+                status=event.status,
+                last_event_at=envelope.occurred_at,
             )
             return
         if _newer(envelope, org.last_event_at):
             org.name, org.region_code, org.status = event.name, event.region_code, event.status
             org.lon, org.lat, org.last_event_at = event.lon, event.lat, envelope.occurred_at
 
-    return {OrgCreated: created, OrgUpdated: updated}
+    return ReplicaHandlers(model, _org_key, {OrgCreated: created, OrgUpdated: updated})
 
 
-def member_handlers(model: Any) -> dict[type[Event], Handler]:
+def _org_key(event: Event) -> str:
+    assert isinstance(event, OrgCreated | OrgUpdated)
+    return event.org_id
+
+
+def _member_key(event: Event) -> str:
+    assert isinstance(event, MemberApproved | MemberTransferred | MembershipEnded)
+    return event.member_no
+
+
+def member_handlers(model: Any) -> ReplicaHandlers:
     """Handlers that keep `model` (a MemberReplicaColumns table) up to date."""
 
     async def approved(session: AsyncSession, event: Event, envelope: EventEnvelope) -> None:
         assert isinstance(event, MemberApproved)
-        member = await session.get(model, event.member_no, with_for_update=True)
+        member = await _get(session, model, event.member_no)
         personal = {
             "name": event.name,
             "category": event.category,
@@ -146,36 +337,38 @@ def member_handlers(model: Any) -> dict[type[Event], Handler]:
             "birth_year": event.birth_year,
         }
         if member is None:
-            session.add(
-                model(
-                    member_no=event.member_no,
-                    member_id=event.member_id,
-                    org_id=event.org_id,
-                    org_path=envelope.org_path or "",
-                    status="active",
-                    last_event_at=envelope.occurred_at,
-                    **personal,
-                )
+            _add(
+                session,
+                model,
+                event.member_no,
+                member_no=event.member_no,
+                member_id=event.member_id,
+                org_id=event.org_id,
+                org_path=envelope.org_path or "",
+                status="active",
+                last_event_at=envelope.occurred_at,
+                **personal,
             )
             return
         # A later event (transfer, withdrawal) came first: keep its org and status.
-        for field, value in personal.items():
-            setattr(member, field, value)
+        for name, value in personal.items():
+            setattr(member, name, value)
 
     async def transferred(session: AsyncSession, event: Event, envelope: EventEnvelope) -> None:
         assert isinstance(event, MemberTransferred)
-        member = await session.get(model, event.member_no, with_for_update=True)
+        member = await _get(session, model, event.member_no)
         if member is None:
-            session.add(
-                model(
-                    member_no=event.member_no,
-                    member_id=event.member_id,
-                    category=event.category,
-                    org_id=event.to_org_id,
-                    org_path=envelope.org_path or "",
-                    status="active",
-                    last_event_at=envelope.occurred_at,
-                )
+            _add(
+                session,
+                model,
+                event.member_no,
+                member_no=event.member_no,
+                member_id=event.member_id,
+                category=event.category,
+                org_id=event.to_org_id,
+                org_path=envelope.org_path or "",
+                status="active",
+                last_event_at=envelope.occurred_at,
             )
             return
         if _newer(envelope, member.last_event_at):
@@ -186,30 +379,35 @@ def member_handlers(model: Any) -> dict[type[Event], Handler]:
     async def ended(session: AsyncSession, event: Event, envelope: EventEnvelope) -> None:
         assert isinstance(event, MembershipEnded)
         status = event.type.rsplit(".", 1)[1]  # withdrawn, lapsed, expelled
-        member = await session.get(model, event.member_no, with_for_update=True)
+        member = await _get(session, model, event.member_no)
         if member is None:
-            session.add(
-                model(
-                    member_no=event.member_no,
-                    member_id=event.member_id,
-                    category=event.category,
-                    org_id=event.org_id,
-                    org_path=envelope.org_path or "",
-                    status=status,
-                    last_event_at=envelope.occurred_at,
-                )
+            _add(
+                session,
+                model,
+                event.member_no,
+                member_no=event.member_no,
+                member_id=event.member_id,
+                category=event.category,
+                org_id=event.org_id,
+                org_path=envelope.org_path or "",
+                status=status,
+                last_event_at=envelope.occurred_at,
             )
             return
         if _newer(envelope, member.last_event_at):
             member.status, member.last_event_at = status, envelope.occurred_at
 
-    return {
-        MemberApproved: approved,
-        MemberTransferred: transferred,
-        MemberWithdrawn: ended,
-        MemberLapsed: ended,
-        MemberExpelled: ended,
-    }
+    return ReplicaHandlers(
+        model,
+        _member_key,
+        {
+            MemberApproved: approved,
+            MemberTransferred: transferred,
+            MemberWithdrawn: ended,
+            MemberLapsed: ended,
+            MemberExpelled: ended,
+        },
+    )
 
 
 def membership_subscription(
@@ -219,13 +417,16 @@ def membership_subscription(
     handlers: dict[type[Event], Handler] = {}
     for handler_set in handler_sets:
         handlers.update(handler_set)
-    # The replicas' handlers are upserts of one row each, with no locks of their own: a
-    # fetched batch in one transaction costs one commit (one WAL flush) instead of one each.
+    # A fetched batch is applied whole in one transaction: one commit (one WAL flush), and
+    # the replica rows read and written once per table (`ReplicaBatches`). Only this
+    # consumer writes these tables, and it locks their rows in one order.
+    replicas = [s for s in handler_sets if isinstance(s, ReplicaHandlers)]
     return Subscription(
         durable=f"{consumer}__membership",
         source="membership",
         handlers=handlers,
         apply_batches=True,
+        batch_hooks=ReplicaBatches(replicas) if replicas else None,
     )
 
 
