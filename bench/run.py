@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -27,6 +28,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -191,6 +193,45 @@ async def analyse(stack: Stack) -> None:
             await db.dispose()
 
 
+# How often planner statistics are refreshed while loading, as autovacuum would.
+ANALYSE_EVERY = 15.0
+
+
+@contextlib.asynccontextmanager
+async def analysing_while_loading(stack: Stack) -> AsyncIterator[None]:
+    """ANALYZE every service database every `ANALYSE_EVERY` seconds while the block runs.
+
+    Autovacuum would, where it is on (it is off on some test servers): tables that grow
+    from empty to a million rows are otherwise planned as if they were still empty, and
+    a lookup by key becomes a scan that grows with the table (the duplicate check of a
+    roster import, the consumers' positions).
+    """
+    if stack.backend != "postgres":
+        yield
+        return
+
+    async def keep_analysing() -> None:
+        dbs = [stack.database(name) for name in SERVICES]
+        try:
+            while True:
+                await asyncio.sleep(ANALYSE_EVERY)
+                for db in dbs:
+                    async with db.engine.connect() as conn:
+                        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                        await conn.execute(text("ANALYZE"))
+        finally:
+            for db in dbs:
+                await db.dispose()
+
+    task = asyncio.create_task(keep_analysing())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def timed(loading: Loading, what: str, path: str, rows: int, work: Any) -> Any:
     started = time.perf_counter()
     result = await work
@@ -204,6 +245,13 @@ async def load(
     stack: Stack, sizes: Sizes, args: argparse.Namespace, loading: Loading
 ) -> tuple[dataset.Province, dataset.WriteFixtures, dataset.MembershipLoader]:
     say(f"loading {sizes.describe()}")
+    async with analysing_while_loading(stack):
+        return await _load(stack, sizes, args, loading)
+
+
+async def _load(
+    stack: Stack, sizes: Sizes, args: argparse.Namespace, loading: Loading
+) -> tuple[dataset.Province, dataset.WriteFixtures, dataset.MembershipLoader]:
     members = dataset.MembershipLoader(stack, sizes, say, args.load_workers)
     province = await timed(
         loading,
