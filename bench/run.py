@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -466,6 +467,11 @@ def server_settings(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace, folder: Path) -> tuple[Path, Path]:
+    # Stopped (SIGTERM) as by Ctrl-C: the run is cancelled, so the stack's services, NATS
+    # and databases go with it instead of running on, orphaned, into the next run.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     started_at = datetime.now(UTC)
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     sizes = Sizes.at(args.scale, args.roster_rows, args.stations)

@@ -4,6 +4,13 @@ statistics kept fresh while it loads."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -17,6 +24,8 @@ from gonghui_shared.testing import (
     drop_postgres_database,
     postgres_url_or_skip,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_county_of_a_full_province_has_a_real_code_and_valid_people() -> None:
@@ -63,3 +72,31 @@ async def test_statistics_are_refreshed_while_loading(monkeypatch: pytest.Monkey
     finally:
         await checker.dispose()
         await drop_postgres_database(admin, url)
+
+
+def test_a_stopped_run_takes_its_services_with_it(tmp_path: Path, nats_url: str) -> None:
+    """SIGTERM mid-run: the services the run started stop too (they once ran on, orphaned)."""
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "bench", "--scale", "0.0002", "--backend", "sqlite"],
+        cwd=REPO,
+        env=os.environ | {"NATS_URL": nats_url},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert bench.stderr is not None
+        ready = ""
+        for line in bench.stderr:
+            if "services ready:" in line:
+                ready = line
+                break
+        ports = [int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", ready)]
+        assert ports, "the run never said its services were ready"
+        bench.send_signal(signal.SIGTERM)
+        bench.wait(timeout=60)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    for port in ports:
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
