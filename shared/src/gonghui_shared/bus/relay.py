@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, func, select, text, update
+from sqlalchemy import Row, Select, Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gonghui_shared import metrics
@@ -283,14 +283,8 @@ class OutboxRelay:
         return max(self._backlog, claimed)
 
     async def _claim(self) -> Sequence[Any]:
-        o = self.outbox.c
         async with self.db.transaction() as session:
-            result = await session.execute(
-                select(o.position, o.event_id, o.event_type, o.event_version, o.payload, o.headers)
-                .where(o.sent_at.is_(None))
-                .order_by(o.position)
-                .limit(self.batch_size)
-            )
+            result = await session.execute(unsent_batch(self.outbox, self.batch_size))
             return result.all()
 
     async def _mark_sent(self, positions: list[int]) -> None:
@@ -322,3 +316,18 @@ class OutboxRelay:
                 select(func.count()).select_from(self.outbox).where(self.outbox.c.sent_at.is_(None))
             )
             return int(count or 0)
+
+
+def unsent_batch(outbox: Table, size: int) -> Select[Any]:
+    """The oldest `size` unsent events, in commit order."""
+    o = outbox.c
+    return (
+        select(o.position, o.event_id, o.event_type, o.event_version, o.payload, o.headers)
+        .where(o.sent_at.is_(None))
+        # In the unsent index's own order (sent_at is NULL throughout, so this is position
+        # order): ordered by position alone, PostgreSQL walked the primary key past every
+        # sent row when a long backlog was mostly unsent (282 ms a batch with 1.3 million
+        # unsent behind 700,000 sent, against 0.5 ms this way).
+        .order_by(o.sent_at, o.position)
+        .limit(size)
+    )
