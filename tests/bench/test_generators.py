@@ -122,8 +122,11 @@ def test_wrk_sends_each_write_once_and_says_when_the_plan_ran_out(
     assert found["plan_exhausted"] is True
     assert found["requests"] == found["ok"] == found["statuses"].get("201", 0)
     assert found["warmup_requests"] > 0
-    # Every request went with its own caller's token and the JSON content type.
-    assert {auth for _, _, _, auth in seen.requests} == {f"Bearer caller-{i}" for i in range(5)}
+    # Every planned request went with its own caller's token and the JSON content type. A
+    # connection that asked for one more after the plan ran out (a busy machine's timing)
+    # got /readyz, which carries none and is not counted.
+    planned_auth = {auth for _, target, _, auth in seen.requests if target != "/readyz"}
+    assert planned_auth == {f"Bearer caller-{i}" for i in range(5)}
 
 
 @needs_wrk

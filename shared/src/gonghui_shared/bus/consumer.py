@@ -422,6 +422,8 @@ class EventConsumer:
                         span.set_attribute("messaging.message.id", str(envelope.event_id))
                         span.set_attribute("gonghui.event.type", envelope.type)
                     await self.sub.handlers[type(event)](session, event, envelope)
+                    # Chosen to be applied; a failure later in the batch redoes it alone.
+                    span.set_attribute("gonghui.consumer.outcome", Outcome.applied.value)
             await hooks.after(session)
             await self._record_batch(session, [envelope for _, envelope, _ in chosen])
             await self._advance_batch(session, known, positions)
