@@ -469,20 +469,10 @@ async def overview(
     first: str | None,
     last: str | None,
     circle: Circle,
+    version: ReadModelVersion | None = None,
 ) -> DashboardOverview:
-    """The figures of the org's whole subtree, with each source's freshness."""
-    return await _overview(session, principal, org_id, first, last, circle, None)
-
-
-async def _overview(
-    session: AsyncSession,
-    principal: Principal,
-    org_id: str,
-    first: str | None,
-    last: str | None,
-    circle: Circle,
-    version: ReadModelVersion | None,
-) -> DashboardOverview:
+    """The figures of the org's whole subtree, with each source's freshness. `version`: the
+    read model's, when the caller has read it (a cached answer's); else it is read here."""
     period = _period(first, last)
     org = await org_in_scope(session, principal, org_id)
     found = await figures(session, Nodes(org_id=org.id), [org], first, last, circle)
@@ -502,20 +492,10 @@ async def children(
     first: str | None,
     last: str | None,
     circle: Circle,
+    version: ReadModelVersion | None = None,
 ) -> DashboardChildren:
-    """The figures of each direct child's subtree."""
-    return await _children(session, principal, org_id, first, last, circle, None)
-
-
-async def _children(
-    session: AsyncSession,
-    principal: Principal,
-    org_id: str,
-    first: str | None,
-    last: str | None,
-    circle: Circle,
-    version: ReadModelVersion | None,
-) -> DashboardChildren:
+    """The figures of each direct child's subtree. `version`: the read model's, when the
+    caller has read it (a cached answer's); else it is read here."""
     period = _period(first, last)
     org = await org_in_scope(session, principal, org_id)
     kids = await repository.children_of(session, org.id)
@@ -656,7 +636,7 @@ async def cached_answer(
     key = (kind, org_id, first, last, this_month)
     entry = answers.cache.get(key, version)
     if entry is None:
-        compute = _overview if kind == "overview" else _children
+        compute = overview if kind == "overview" else children
         async with answers.db.transaction() as session:
             answer = await compute(session, principal, org_id, first, last, answers.circle, version)
         entry = _Cached(version=version, org_path=answer.org.path, body=_body_without_time(answer))
