@@ -89,6 +89,9 @@ TARGETS: dict[str, Target] = {
     "relay_drain": Target(per_s=2000),  # events/s, with sync_interval: always
     "roster_import": Target(per_s=5000),
 }
+# Measured for reference, with no target of their own: FastAPI's floors (bench/reference.py).
+FLOORS = ("fastapi_minimal", "fastapi_lookup")
+KEYS = (*FLOORS, *TARGETS)
 
 
 @dataclass
@@ -330,6 +333,13 @@ def member_lookups(stack: Stack, county: County, via_gateway: bool) -> list[dict
     prefix = "/v1/membership" if via_gateway else "/v1"
     requests = [{"path": f"{prefix}/members/{number}"} for number in numbers]
     return Callers.of(stack, Role.county_admin, county.org).spread(requests)
+
+
+def floor_requests(county: County, endpoint: str) -> list[dict[str, Any]]:
+    """The member lookup's numbers, asked of a FastAPI floor (`bench/reference.py`)."""
+    rnd = random.Random(8)
+    numbers = rnd.sample(county.member_nos, min(len(county.member_nos), 2000))
+    return [{"path": f"/{endpoint}/{number}"} for number in numbers]
 
 
 def overviews(stack: Stack, org: OrgRef, role: Role) -> list[dict[str, Any]]:

@@ -42,7 +42,7 @@ from sqlalchemy import text
 from bench import dataset, measure, report, servers, wrk
 from bench.dataset import Loading, Sizes
 from bench.measure import Result, Runner
-from bench.stack import BARE, REPO, SERVICES, Stack, running_stack, wait_until_quiet
+from bench.stack import BARE, REFERENCE, REPO, SERVICES, Stack, running_stack, wait_until_quiet
 from gonghui_shared.db import normalise_url
 from gonghui_shared.permissions import Role
 
@@ -116,17 +116,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         type=lambda text: text.split(","),
         metavar="KEY,KEY",
-        help=f"only these measurements (and the bare one): {', '.join(measure.TARGETS)}",
+        help=f"only these measurements (and the bare one): {', '.join(measure.KEYS)}",
     )
     parser.add_argument(
         "--profile",
         metavar="KEY",
-        choices=sorted(measure.TARGETS),
+        choices=sorted(measure.KEYS),
         help="sample that measurement's service with py-spy (installed separately) into "
         "--out/profile-KEY.md",
     )
     args = parser.parse_args(argv)
-    unknown = set(args.only or ()) - set(measure.TARGETS)
+    unknown = set(args.only or ()) - set(measure.KEYS)
     if unknown:
         parser.error(f"no such measurement: {', '.join(sorted(unknown))}")
     if not 0 < args.scale <= 1:
@@ -409,10 +409,20 @@ async def measure_all(
         ("enrolment", "POST enrolment (training directly)", fixtures.enrolments),
         ("attendance", "POST attendance check-in (training directly)", fixtures.check_ins),
     ]
-    wanted = set(args.only or measure.TARGETS)
+    wanted = set(args.only or measure.KEYS)
     results = [
         await runner.http(BARE, "bare Starlette JSON endpoint (ceiling)", BARE, [{"path": "/json"}])
     ]
+    # The floors the member lookup is read against: FastAPI alone, then with one read.
+    floors = [("fastapi_minimal", "minimal", "FastAPI floor: path parameter, pydantic answer")]
+    if stack.backend == "postgres":
+        floors.append(
+            ("fastapi_lookup", "lookup", "FastAPI floor: the same, plus one asyncpg lookup")
+        )
+    for key, endpoint, name in floors:
+        if key in wanted:
+            requests = measure.floor_requests(county, endpoint)
+            results.append(await runner.http(key, name, REFERENCE, requests))
     for key, name, service, plan in reads:
         if key in wanted:
             results.append(await runner.http(key, name, service, plan()))

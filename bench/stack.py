@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("membership", "training", "stations", "gateway")
 UPSTREAMS = ("membership", "training", "stations")
 BARE = "bare"
+# FastAPI's floors (bench/reference.py): minimal, and with one database read.
+REFERENCE = "reference"
 
 Say = Callable[[str], None]
 
@@ -52,7 +54,12 @@ class Stack:
 
     def cpu_seconds(self) -> dict[str, float]:
         """User + system CPU time each process has used so far (Linux /proc; else empty)."""
-        return {name: cpu_seconds(p.process.pid) for name, p in self.processes.items()}
+        found = {name: cpu_seconds(p.process.pid) for name, p in self.processes.items()}
+        if self.backend == "postgres":
+            # The database's share of the cores: every server process on this machine (a
+            # remote server's are not here, and count nothing).
+            found["postgres"] = sum(_own_cpu_seconds(pid) for pid in _pids_named("postgres"))
+        return found
 
     def base(self, name: str) -> str:
         return self.processes[name].base
@@ -90,16 +97,32 @@ class Stack:
 
 def cpu_seconds(pid: int) -> float:
     """The process's CPU time and its living children's (granian serves from a child)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = _own_cpu_seconds(pid)
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         children = []
     return own + sum(cpu_seconds(int(child)) for child in children)
+
+
+def _own_cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pids_named(command: str) -> list[int]:
+    """The processes whose command name is `command` (Linux /proc; else none)."""
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if entry.read_text().strip() == command:
+                pids.append(int(entry.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
 
 
 async def _create_database(backend: str, admin_url: str | None, folder: Path, name: str) -> str:
@@ -165,6 +188,19 @@ async def running_stack(
             )
         stack.processes[BARE] = ServiceProcess.launch(
             BARE, "bench.bare:create_app", free_port(), base_env, folder / "bare.log"
+        )
+        membership_db = stack.database_urls["membership"]
+        reference_env = base_env | (
+            {"BENCH_REFERENCE_DSN": membership_db.replace("+asyncpg", "", 1)}
+            if backend == "postgres"
+            else {}
+        )
+        stack.processes[REFERENCE] = ServiceProcess.launch(
+            REFERENCE,
+            "bench.reference:create_app",
+            free_port(),
+            reference_env,
+            folder / "reference.log",
         )
         await asyncio.gather(*(p.wait_ready(90) for p in stack.processes.values()))
         say(f"services ready: {', '.join(f'{n} {p.base}' for n, p in stack.processes.items())}")
