@@ -22,6 +22,7 @@ from gonghui_shared.bus import Bus, EventConsumer, OutboxRelay, Subscription
 from gonghui_shared.bus.connection import StreamLimits
 from gonghui_shared.db import Database
 from gonghui_shared.pii import PiiCipher
+from gonghui_shared.reads import ReadPool
 from gonghui_shared.settings import ServiceSettings
 from gonghui_shared.tracing import Tracing
 
@@ -111,6 +112,8 @@ class ServiceRuntime:
     relay: OutboxRelay
     verifier: TokenVerifier
     pii: PiiCipher
+    # The hot reads' own connections (`gonghui_shared.reads`); opened in the app's start-up.
+    reads: ReadPool
     consumers: list[EventConsumer] = field(default_factory=list)
     tracing: Tracing = field(default_factory=Tracing)
 
@@ -161,6 +164,7 @@ class ServiceRuntime:
             relay=relay,
             verifier=verifier or load_verifier(settings),
             pii=load_pii_cipher(settings),
+            reads=ReadPool(db, settings),
             tracing=tracing,
         )
 
@@ -179,6 +183,7 @@ class ServiceRuntime:
             await consumer.stop()
         await self.relay.stop()
         await self.bus.close()
+        await self.reads.dispose()
         await self.db.dispose()
         if self.tracing.enabled:
             # In a thread: exporting may wait on an unreachable collector for its timeout.

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from gonghui_shared.permissions import Role
 from membership.base import outbox
+from membership.members.schemas import MemberRead
 from membership.testing import Api, valid_id_number
 
 
@@ -85,6 +86,21 @@ async def test_personal_data_is_masked_unless_the_role_may_see_it(api: Api) -> N
     )
     assert admin_view["id_number"] == id_number and admin_view["phone"] == "+8613900139000"
     assert admin_view["gender"] == "male" and admin_view["birth_date"] == "1985-02-02"
+
+
+async def test_the_lookup_shows_a_member_as_the_list_does(api: Api) -> None:
+    """The lookup reads plain columns (through the read pool on PostgreSQL), the list ORM
+    members: every field agrees, masked and in full, and the answer is a `MemberRead`."""
+    county, village, _ = await two_villages(api)
+    approved = await api.member(county, village, phone="13900139001")
+    member_no = approved["member"]["member_no"]
+    for role, org in ((Role.org_chair, village), (Role.county_admin, county)):
+        headers = api.headers(role, org)
+        one = await api.ok("GET", f"/v1/members/{member_no}", as_=headers)
+        listed = await api.ok("GET", "/v1/members", as_=headers, params={"q": member_no})
+        assert [one] == listed["items"]
+        assert MemberRead.model_validate(one).model_dump(mode="json") == one
+        assert one["org_name"] and one["personal_data"] in ("masked", "full")
 
 
 async def test_a_member_sees_only_their_own_membership(api: Api) -> None:

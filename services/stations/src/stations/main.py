@@ -11,7 +11,6 @@ from stations.cards import load_card_verifier
 from stations.config import StationsSettings
 from stations.coverage.endpoints import router as coverage_router
 from stations.events.handlers import MEMBERSHIP
-from stations.nearby.repository import SearchReads
 from stations.stations.endpoints import router as stations_router
 from stations.subsidies.endpoints import router as subsidies_router
 from stations.visits.endpoints import router as visits_router
@@ -41,12 +40,6 @@ async def _on_startup(app: FastAPI, runtime: ServiceRuntime) -> None:
     assert isinstance(runtime.settings, StationsSettings)
     # Membership's public key, loaded once: member cards are verified offline.
     app.state.card_verifier = load_card_verifier(runtime.settings)
-    app.state.search_reads = SearchReads(runtime.db, runtime.settings)
-    await app.state.search_reads.open()
-
-
-async def _on_shutdown(app: FastAPI) -> None:
-    await app.state.search_reads.dispose()
 
 
 def create_app(settings: StationsSettings | None = None) -> FastAPI:
@@ -63,6 +56,5 @@ def create_app(settings: StationsSettings | None = None) -> FastAPI:
         audit=audit_log,
         subscriptions=[MEMBERSHIP],
         on_startup=_on_startup,
-        on_shutdown=_on_shutdown,
         openapi_tags=TAGS,
     )

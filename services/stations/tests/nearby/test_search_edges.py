@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gonghui_shared.clock import CHINA
 from gonghui_shared.ids import new_id
+from gonghui_shared.reads import ReadPool
 from stations import geo
 from stations.nearby import repository
 from stations.nearby import service as nearby
-from stations.nearby.repository import SearchReads
 from stations.nearby.schemas import NearbyPage
 from stations.testing import Api, insert_stations, point_at, station_values
 
@@ -169,7 +169,7 @@ async def test_the_page_is_exactly_a_nearby_page(app: FastAPI, api: Api) -> None
 
 
 async def test_a_search_meeting_a_dead_connection_runs_again(app: FastAPI) -> None:
-    reads: SearchReads = app.state.search_reads
+    reads: ReadPool = app.state.runtime.reads
     calls: list[AsyncConnection] = []
 
     async def search(conn: AsyncConnection) -> str:

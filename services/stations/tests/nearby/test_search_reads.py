@@ -12,18 +12,18 @@ from sqlalchemy import exc as sa_exc
 
 from gonghui_shared.errors import is_database_outage
 from gonghui_shared.ids import new_id
+from gonghui_shared.reads import Reader, ReadPool
 from stations.nearby import service as nearby
-from stations.nearby.repository import Reader, SearchReads
 from stations.testing import Api, insert_stations, point_at, station_values
 
 CENTRE = (115.8582, 28.6829)  # Nanchang
 HOST = {"id": new_id(), "path": f"/{new_id()}/"}
 
 
-def _postgres_only(app: FastAPI) -> SearchReads:
+def _postgres_only(app: FastAPI) -> ReadPool:
     if app.state.runtime.db.dialect != "postgresql":
         pytest.skip("on SQLite searches read through the service's own engine")
-    reads: SearchReads = app.state.search_reads
+    reads: ReadPool = app.state.runtime.reads
     return reads
 
 

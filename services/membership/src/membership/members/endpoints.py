@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from gonghui_shared.deps import PageDep, PrincipalDep, ReadSessionDep, SessionDep
+from gonghui_shared.deps import PageDep, PrincipalDep, SessionDep
 from gonghui_shared.errors import ERROR_RESPONSES, Forbidden, Unprocessable
 from gonghui_shared.pagination import PageOut, page_of
 from gonghui_shared.permissions import Action, Role
+from gonghui_shared.runtime import ServiceRuntime
 from gonghui_shared.vocabulary import MemberCategory
 from membership.audit import service as audit
 from membership.deps import PiiDep
@@ -89,15 +91,23 @@ async def lookup_members(
     return await service.lookup_by_phone(session, principal, pii, body.phone)
 
 
-@router.get("/members/{member_no}")
-async def get_member(
-    member_no: str, principal: PrincipalDep, session: ReadSessionDep, pii: PiiDep
-) -> MemberRead:
+@router.get("/members/{member_no}", response_model=MemberRead)
+async def get_member(member_no: str, principal: PrincipalDep, request: Request) -> Response:
     """One member by member number (会员编号)."""
-    member, org_name = await service.get_visible_with_org_name(
-        session, principal, member_no, Action.members_read
+    # The service's busiest read: through the runtime's read pool (asyncpg directly, see
+    # `gonghui_shared.reads`) rather than a session, and serialised once here rather than
+    # validated again against `MemberRead` by FastAPI.
+    runtime: ServiceRuntime = request.app.state.runtime
+    member = await runtime.reads.run(
+        partial(
+            service.get_visible_record,
+            principal=principal,
+            member_no=member_no,
+            action=Action.members_read,
+        )
     )
-    return service.to_read(member, org_name, principal, pii)
+    read = service.to_read(member, member.org_name, principal, runtime.pii)
+    return Response(read.model_dump_json(), media_type="application/json")
 
 
 @router.get("/members/{member_no}/history")

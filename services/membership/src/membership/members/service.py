@@ -20,11 +20,13 @@ from gonghui_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from gonghui_shared.identity import InvalidPhone, normalize_phone
 from gonghui_shared.permissions import Action, Role
 from gonghui_shared.pii import PiiCipher
+from gonghui_shared.reads import Reader
 from gonghui_shared.vocabulary import MemberCategory
 from membership.audit import service as audit
 from membership.events.publish import publish
 from membership.members import repository
 from membership.members.models import Member, MemberStatus, Transfer, TransferStatus
+from membership.members.repository import MemberRecord
 from membership.members.schemas import (
     MemberLookupRead,
     MemberMatch,
@@ -76,7 +78,9 @@ def _whole_years(start: date, end: date) -> int:
     return max(0, end.year - start.year - ((end.month, end.day) < (start.month, start.day)))
 
 
-def to_read(member: Member, org_name: str, principal: Principal, pii: PiiCipher) -> MemberRead:
+def to_read(
+    member: Member | MemberRecord, org_name: str, principal: Principal, pii: PiiCipher
+) -> MemberRead:
     full = principal.may(Action.members_read_personal)
     if full:
         mark_personal_data_read(member.org_path)
@@ -139,19 +143,19 @@ async def get_visible(
     return member
 
 
-async def get_visible_with_org_name(
-    session: AsyncSession, principal: Principal, member_no: str, action: Action
-) -> tuple[Member, str]:
-    """`get_visible` and the name of the member's org, read in one query."""
+async def get_visible_record(
+    reader: Reader, principal: Principal, member_no: str, action: Action
+) -> MemberRecord:
+    """`get_visible` for reading only: the member's columns and its org's name, in one query."""
     principal.require(action)
-    found = await repository.by_number_with_org_name(session, member_no)
+    found = await repository.record_by_number(reader, member_no)
     if found is None:
         raise MemberNotFound()
-    _require_visible(principal, found[0], action)
+    _require_visible(principal, found, action)
     return found
 
 
-def _require_visible(principal: Principal, member: Member, action: Action) -> None:
+def _require_visible(principal: Principal, member: Member | MemberRecord, action: Action) -> None:
     if principal.role is Role.member:
         if principal.member_no != member.member_no:
             raise Forbidden("Members may only see their own membership", "会员只能查看本人的会籍")

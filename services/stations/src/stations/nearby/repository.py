@@ -3,27 +3,17 @@ index."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple, TypeAlias, TypeVar
+from typing import Any, NamedTuple
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 from sqlalchemy import ColumnElement, Select, String, bindparam, cast, or_, select
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from gonghui_shared.db import Database
-from gonghui_shared.settings import ServiceSettings
+from gonghui_shared import reads
+from gonghui_shared.reads import Reader
 from stations.stations.models import Station, StationStatus
-
-# What a search reads through: on PostgreSQL one of `SearchReads`' own asyncpg connections;
-# else (SQLite, coverage, tests) a SQLAlchemy session or connection.
-Reader: TypeAlias = AsyncSession | AsyncConnection | PoolConnectionProxy
 
 
 class Candidate(NamedTuple):
@@ -62,125 +52,6 @@ _CHUNK = 400
 
 # A lon/lat box: west, south, east, north (degrees, WGS-84).
 Box = tuple[float, float, float, float]
-T = TypeVar("T")
-
-
-class SearchReads:
-    """The connections searches read through, one per search, with a retry on a dead one.
-
-    On PostgreSQL an asyncpg pool of its own, beside the service's SQLAlchemy engine: in
-    autocommit (no BEGIN and COMMIT around a search), without a pre-ping and without a reset
-    when a connection goes back (a search leaves no session state behind: no transaction,
-    setting, LISTEN or lock), and without SQLAlchemy's execution layer, which cost several
-    times what the driver does for a search's one small query. Each statement shape is
-    compiled once by SQLAlchemy (`_statement`) and prepared once per connection by asyncpg.
-    Instead of pinging, a search that meets a connection that died (a database restart, a
-    failover) runs again, on a fresh connection, after every pooled one is marked for
-    replacement (as SQLAlchemy does after a disconnect); a search only reads, so running it
-    twice is harmless. Driver errors come out as SQLAlchemy's (`_as_sqlalchemy_error`), so
-    an outage answers 503 `database_unavailable` as everywhere else. The pool holds up to
-    `db_pool_size` connections besides the service's; while searches use them, the
-    service's own pool stays idle.
-
-    SQLite (tests, development) reads through the service's own engine: nothing to save.
-    """
-
-    def __init__(self, db: Database, settings: ServiceSettings) -> None:
-        self._db = db
-        self._acquire_timeout = settings.db_pool_timeout
-        self._pool: asyncpg.Pool | None = None
-        if db.dialect == "postgresql":
-            self._pool = asyncpg.create_pool(
-                **_connect_args(db.url),
-                # Connections open on demand, so the service starts while the database is
-                # down (its /readyz says so) and picks up once it is back.
-                min_size=0,
-                # The service's pool size: more searches than connections wait their turn
-                # (the database has only so many cores to run them on anyway).
-                max_size=settings.db_pool_size,
-                timeout=settings.db_connect_timeout,
-                reset=_nothing_to_reset,
-            )
-
-    async def open(self) -> None:
-        """Ready the pool (it opens no connection yet)."""
-        if self._pool is not None:
-            await self._pool
-
-    async def run(self, search: Callable[[Reader], Awaitable[T]]) -> T:
-        """`search(connection)`, once more on a fresh connection if the first one was dead."""
-        try:
-            return await self._run(search)
-        except sa_exc.DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-        if self._pool is not None:
-            # The others most likely died with it: each is replaced when next handed out.
-            await self._pool.expire_connections()
-        return await self._run(search)
-
-    async def _run(self, search: Callable[[Reader], Awaitable[T]]) -> T:
-        if self._pool is None:
-            async with self._db.engine.connect() as conn:
-                return await search(conn)
-        try:
-            async with self._pool.acquire(timeout=self._acquire_timeout) as raw:
-                return await search(raw)
-        except _DRIVER_ERRORS as exc:
-            raise _as_sqlalchemy_error(exc) from exc
-
-    async def dispose(self) -> None:
-        if self._pool is None:
-            return
-        try:
-            # Waits for searches still running; one stuck on a dead link must not hold the
-            # shutdown up for ever.
-            await asyncio.wait_for(self._pool.close(), self._acquire_timeout)
-        except TimeoutError:
-            self._pool.terminate()
-
-
-async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
-    """In place of asyncpg's reset (a round trip per search): see `SearchReads`."""
-
-
-def _connect_args(url: str) -> dict[str, Any]:
-    """asyncpg.connect's arguments for a SQLAlchemy `postgresql+asyncpg://` URL, read as
-    SQLAlchemy's dialect reads it, less the options only the dialect understands."""
-    _, args = pg_asyncpg.dialect().create_connect_args(make_url(url))
-    for dialect_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
-        args.pop(dialect_only, None)
-    return dict(args)
-
-
-# OSError: asyncpg raises the socket's own when it cannot connect or the link breaks.
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
-
-# The errors after which the connection is gone: a lost link (class 08) or the server ending
-# the session (57P01 at a restart, 57P02, 57P03).
-_DISCONNECTS = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.CannotConnectNowError,
-)
-
-
-def _as_sqlalchemy_error(exc: Exception) -> Exception:
-    """A driver error as the SQLAlchemy error the service's handlers know, as SQLAlchemy's
-    own asyncpg dialect would report it: after a disconnect, an invalidated one (the search
-    runs again; a lasting outage answers 503); a PostgreSQL error as an OperationalError
-    carrying its sqlstate (which tells an outage, such as 53300 with too many connections,
-    from a mistake). Other OSErrors stay as they are: the handlers take a connection error
-    for an outage."""
-    gone = isinstance(exc, _DISCONNECTS) or (
-        isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
-    )
-    if isinstance(exc, asyncpg.PostgresError):
-        return sa_exc.OperationalError(None, None, exc, connection_invalidated=gone)
-    if isinstance(exc, asyncpg.InterfaceError):
-        return sa_exc.InterfaceError(None, None, exc, connection_invalidated=gone)
-    return exc
 
 
 async def active_in_cells(
@@ -197,17 +68,15 @@ async def active_in_cells(
     for start in range(0, len(ranges), _CHUNK):
         chunk = ranges[start : start + _CHUNK]
         shape, values = _shape_and_values(chunk, station_type, box, amenities)
+        found = await reads.fetch(reader, _statement(*shape), values)
         if isinstance(reader, AsyncSession | AsyncConnection):
-            result = await reader.execute(_statement(*shape), values)
-            rows.extend(Candidate._make(row) for row in result.all())
+            rows.extend(Candidate._make(row) for row in found)
         else:
-            sql, names = _postgres_sql(*shape)
-            records = await reader.fetch(sql, *[values[name] for name in names])
-            rows.extend(_candidate(record) for record in records)
+            rows.extend(_candidate(record) for record in found)
     return rows
 
 
-def _candidate(record: asyncpg.Record) -> Candidate:
+def _candidate(record: Sequence[Any]) -> Candidate:
     """A row read by asyncpg itself: the JSON list comes as its text (SQLAlchemy's JSON type
     decodes it on the other path)."""
     id_, name, station_type, address, lon, lat, h3_r7, amenities, hours, timezone = record
@@ -307,16 +176,3 @@ def _statement(
         text = cast(Station.amenities, String)
         statement = statement.where(text.like(bindparam(f"amenity{i}"), escape=_ESCAPE))
     return statement
-
-
-_POSTGRES = pg_asyncpg.dialect()
-
-
-@lru_cache(maxsize=256)
-def _postgres_sql(
-    exact: int, spans: int, typed: bool, boxed: bool, amenities: int
-) -> tuple[str, tuple[str, ...]]:
-    """`_statement` of one shape as asyncpg runs it: its text and its parameters' names in
-    order ($1, $2, ...), compiled once by SQLAlchemy's asyncpg dialect."""
-    compiled = _statement(exact, spans, typed, boxed, amenities).compile(dialect=_POSTGRES)
-    return compiled.string, tuple(compiled.positiontup or ())

@@ -16,7 +16,6 @@ from gonghui_shared.permissions import Action
 from gonghui_shared.runtime import ServiceRuntime
 from stations.config import StationsSettings
 from stations.nearby import service as nearby
-from stations.nearby.repository import SearchReads
 from stations.nearby.schemas import NEARBY_PARAMETERS, NearbyPage, NearbyParams, nearby_params
 from stations.stations import repository, service
 from stations.stations.models import StationStatus, StationType
@@ -52,14 +51,15 @@ async def nearby_stations(
     # The hot path of the service (the 15-minute circle, p99 < 10 ms at 100,000 stations), so
     # it skips what it does not need: FastAPI's per-parameter query handling (one model
     # instead, see `nearby_params`), the runtime straight from the app (the shared dependency
-    # is a plain function, run in a worker thread), the request's session (asyncpg on a pool
-    # of its own instead, see `SearchReads`), and models for the page (plain data, serialised
-    # once; its shape is `NearbyPage`'s, checked by the tests).
+    # is a plain function, run in a worker thread), the request's session (asyncpg on the
+    # runtime's read pool instead, see `gonghui_shared.reads`), and models for the page (plain
+    # data, serialised once; its shape is `NearbyPage`'s, checked by the tests).
     runtime: ServiceRuntime = request.app.state.runtime
     settings = runtime.settings
     assert isinstance(settings, StationsSettings)
-    reads: SearchReads = request.app.state.search_reads
-    page = await reads.run(partial(nearby.search, **dict(q), speed_kmh=settings.walking_speed_kmh))
+    page = await runtime.reads.run(
+        partial(nearby.search, **dict(q), speed_kmh=settings.walking_speed_kmh)
+    )
     return Response(to_json(page), media_type="application/json")
 
 

@@ -1,0 +1,179 @@
+"""Hot reads without SQLAlchemy's execution layer: `ReadPool` and `fetch`.
+
+A service's busiest reads (stations' nearby search, membership's member lookup) are one small
+statement each. Through an `AsyncSession` SQLAlchemy's layers (the session, the greenlet hop,
+result and ORM row handling, the pool's reset) cost several times what the driver does; a
+read through `ReadPool` goes to asyncpg directly, with the statement compiled once by
+SQLAlchemy (`fetch`), so it is still written, and tested, as SQLAlchemy Core.
+
+SQLite (tests, development) reads through the service's own engine: nothing to save there,
+and one statement serves both paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, TypeAlias, TypeVar
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from sqlalchemy import Select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from gonghui_shared.db import Database
+from gonghui_shared.settings import ServiceSettings
+
+# What a read gets: on PostgreSQL one of the pool's own asyncpg connections; else (SQLite,
+# and callers that already hold one) a SQLAlchemy session or connection.
+Reader: TypeAlias = AsyncSession | AsyncConnection | PoolConnectionProxy
+T = TypeVar("T")
+AnySelect: TypeAlias = Select[*tuple[Any, ...]]
+
+
+class ReadPool:
+    """The connections hot reads go through, one per read, with a retry on a dead one.
+
+    On PostgreSQL an asyncpg pool of its own, beside the service's SQLAlchemy engine: in
+    autocommit (no BEGIN and COMMIT around a read), without a pre-ping and without a reset
+    when a connection goes back (a read leaves no session state behind: no transaction,
+    setting, LISTEN or lock). Instead of pinging, a read that meets a connection that died (a
+    database restart, a failover) runs again, on a fresh connection, after every pooled one
+    is marked for replacement (as SQLAlchemy does after a disconnect); a read is harmless to
+    run twice. Driver errors come out as SQLAlchemy's (`as_sqlalchemy_error`), so an outage
+    answers 503 `database_unavailable` as everywhere else. Connections open on demand, up
+    to `db_pool_size` besides the service's own pool: a service that never reads through
+    it opens none.
+    """
+
+    def __init__(self, db: Database, settings: ServiceSettings) -> None:
+        self._db = db
+        self._acquire_timeout = settings.db_pool_timeout
+        self._pool: asyncpg.Pool | None = None
+        if db.dialect == "postgresql":
+            self._pool = asyncpg.create_pool(
+                **_connect_args(db.url),
+                # Connections open on demand, so the service starts while the database is
+                # down (its /readyz says so) and picks up once it is back.
+                min_size=0,
+                # More reads than connections wait their turn (the database has only so many
+                # cores to run them on anyway).
+                max_size=settings.db_pool_size,
+                timeout=settings.db_connect_timeout,
+                reset=_nothing_to_reset,
+            )
+
+    @property
+    def direct(self) -> bool:
+        """Reads go to asyncpg directly (PostgreSQL), not through the engine."""
+        return self._pool is not None
+
+    async def open(self) -> None:
+        """Ready the pool (it opens no connection yet)."""
+        if self._pool is not None:
+            await self._pool
+
+    async def run(self, read: Callable[[Reader], Awaitable[T]]) -> T:
+        """`read(connection)`, once more on a fresh connection if the first one was dead."""
+        try:
+            return await self._run(read)
+        except sa_exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        if self._pool is not None:
+            # The others most likely died with it: each is replaced when next handed out.
+            await self._pool.expire_connections()
+        return await self._run(read)
+
+    async def _run(self, read: Callable[[Reader], Awaitable[T]]) -> T:
+        if self._pool is None:
+            async with self._db.engine.connect() as conn:
+                return await read(conn)
+        try:
+            async with self._pool.acquire(timeout=self._acquire_timeout) as raw:
+                return await read(raw)
+        except _DRIVER_ERRORS as exc:
+            raise as_sqlalchemy_error(exc) from exc
+
+    async def dispose(self) -> None:
+        if self._pool is None:
+            return
+        try:
+            # Waits for reads still running; one stuck on a dead link must not hold the
+            # shutdown up for ever.
+            await asyncio.wait_for(self._pool.close(), self._acquire_timeout)
+        except TimeoutError:
+            self._pool.terminate()
+
+
+async def fetch(
+    reader: Reader, statement: AnySelect, values: Mapping[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """The rows of a Core statement whose values are bound parameters (`bindparam(name)`),
+    on either kind of reader. Build the statement once (a module constant, or cached per
+    shape): asyncpg's text is compiled once per statement object, and prepared once per
+    connection. Values come as the driver gives them: JSON columns, for one, as text from
+    asyncpg and decoded through SQLAlchemy."""
+    if isinstance(reader, AsyncSession | AsyncConnection):
+        return (await reader.execute(statement, values)).all()
+    sql, names = postgres_sql(statement)
+    records: Sequence[Sequence[Any]] = await reader.fetch(sql, *[values[name] for name in names])
+    return records
+
+
+_POSTGRES = pg_asyncpg.dialect()
+
+
+@lru_cache(maxsize=512)
+def postgres_sql(statement: AnySelect) -> tuple[str, tuple[str, ...]]:
+    """A statement as asyncpg runs it: its text and its parameters' names in order ($1, $2,
+    ...), compiled once by SQLAlchemy's asyncpg dialect."""
+    compiled = statement.compile(dialect=_POSTGRES)
+    return compiled.string, tuple(compiled.positiontup or ())
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    """In place of asyncpg's reset (a round trip per read): see `ReadPool`."""
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    """asyncpg.connect's arguments for a SQLAlchemy `postgresql+asyncpg://` URL, read as
+    SQLAlchemy's dialect reads it, less the options only the dialect understands."""
+    _, args = pg_asyncpg.dialect().create_connect_args(make_url(url))
+    for dialect_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+        args.pop(dialect_only, None)
+    return dict(args)
+
+
+# OSError: asyncpg raises the socket's own when it cannot connect or the link breaks.
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+# The errors after which the connection is gone: a lost link (class 08) or the server ending
+# the session (57P01 at a restart, 57P02, 57P03).
+_DISCONNECTS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def as_sqlalchemy_error(exc: Exception) -> Exception:
+    """A driver error as the SQLAlchemy error the service's handlers know, as SQLAlchemy's
+    own asyncpg dialect would report it: after a disconnect, an invalidated one (the read
+    runs again; a lasting outage answers 503); a PostgreSQL error as an OperationalError
+    carrying its sqlstate (which tells an outage, such as 53300 with too many connections,
+    from a mistake). Other OSErrors stay as they are: the handlers take a connection error
+    for an outage."""
+    gone = isinstance(exc, _DISCONNECTS) or (
+        isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+    )
+    if isinstance(exc, asyncpg.PostgresError):
+        return sa_exc.OperationalError(None, None, exc, connection_invalidated=gone)
+    if isinstance(exc, asyncpg.InterfaceError):
+        return sa_exc.InterfaceError(None, None, exc, connection_invalidated=gone)
+    return exc

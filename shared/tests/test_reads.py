@@ -1,0 +1,122 @@
+"""`ReadPool` and `fetch`: one Core statement, the same rows through asyncpg (PostgreSQL) and
+through the engine (SQLite); a connection the server ended is replaced and the read runs
+again. (The nearby search and the member lookup test their own reads through it.)"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Date, Integer, MetaData, String, Table, bindparam, select, text
+
+from gonghui_shared import reads
+from gonghui_shared.db import Database
+from gonghui_shared.reads import Reader, ReadPool
+from gonghui_shared.settings import ServiceSettings
+from gonghui_shared.testing import (
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_url_or_skip,
+)
+
+metadata = MetaData()
+things = Table(
+    "read_things",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(50)),
+    Column("made_on", Date),
+)
+BY_NAME = (
+    select(things.c.id, things.c.name, things.c.made_on)
+    .where(things.c.name == bindparam("name"), things.c.id >= bindparam("least"))
+    .order_by(things.c.id)
+)
+ROWS = [
+    {"id": 1, "name": "水杯", "made_on": date(2026, 3, 1)},
+    {"id": 2, "name": "水杯", "made_on": None},
+    {"id": 3, "name": "充电宝", "made_on": date(2026, 5, 4)},
+]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    admin = None
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'reads.db'}"
+    else:
+        admin = postgres_url_or_skip()
+        url = await create_postgres_database(admin, "gonghui_reads_test")
+    database = Database(url, pool_size=1, max_overflow=0)
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        await conn.execute(things.insert(), ROWS)
+    yield database
+    await database.dispose()
+    if admin:
+        await drop_postgres_database(admin, url)
+
+
+@pytest.fixture
+async def pool(db: Database, tmp_path: Path) -> AsyncIterator[ReadPool]:
+    read_pool = ReadPool(db, ServiceSettings(data_dir=tmp_path, db_pool_size=2))
+    await read_pool.open()
+    yield read_pool
+    await read_pool.dispose()
+
+
+async def test_a_statement_reads_the_same_rows_on_either_backend(
+    db: Database, pool: ReadPool
+) -> None:
+    assert pool.direct is (db.dialect == "postgresql")
+
+    async def water_cups(reader: Reader) -> list[tuple[object, ...]]:
+        return [
+            tuple(row) for row in await reads.fetch(reader, BY_NAME, {"name": "水杯", "least": 1})
+        ]
+
+    # Twice: the second time asyncpg's text comes from the cache and the statement is prepared.
+    for _ in range(2):
+        assert await pool.run(water_cups) == [(1, "水杯", date(2026, 3, 1)), (2, "水杯", None)]
+    # Parameters go by name, whatever order the values come in.
+    found = await pool.run(lambda r: reads.fetch(r, BY_NAME, {"least": 2, "name": "水杯"}))
+    assert [row[0] for row in found] == [2]
+
+
+async def test_a_read_whose_connection_the_server_ended_runs_again(
+    db: Database, pool: ReadPool
+) -> None:
+    if not pool.direct:
+        pytest.skip("on SQLite reads go through the service's engine (tested in test_db.py)")
+    sessions: list[int] = []
+
+    async def read(reader: Any) -> int:
+        sessions.append(await reader.fetchval("SELECT pg_backend_pid()"))
+        if len(sessions) == 1:
+            await reader.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return len(await reads.fetch(reader, BY_NAME, {"name": "充电宝", "least": 0}))
+
+    assert await pool.run(read) == 1
+    assert len(sessions) == 2 and sessions[0] != sessions[1]
+
+
+async def test_direct_reads_leave_the_engine_alone(db: Database, pool: ReadPool) -> None:
+    """On PostgreSQL a read uses a connection of the pool's own, in autocommit: the engine's
+    pool lends nothing, and no transaction stays open behind the read."""
+    if not pool.direct:
+        pytest.skip("on SQLite the engine is what reads go through")
+
+    rows = await pool.run(lambda reader: reads.fetch(reader, BY_NAME, {"name": "水杯", "least": 0}))
+    assert len(rows) == 2
+    assert db.engine.pool.checkedout() == 0
+    async with db.engine.connect() as conn:
+        open_transactions = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'idle in transaction'"
+            )
+        )
+    assert open_transactions == 0
