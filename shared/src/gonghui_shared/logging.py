@@ -20,13 +20,28 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskN
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record. It formats the access line of every request, so the
+    encoder is made once (`json.dumps` with options builds one per call) and a second's
+    timestamp text is reused by the records written within it."""
+
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        self._encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+        # (second, its text), replaced whole: records may come from several threads.
+        self._second: tuple[int, str] = (-1, "")
+
+    def _timestamp(self, created: float) -> str:
+        whole = int(created)
+        second, text = self._second
+        if second != whole:
+            text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (whole, text)
+        return f"{text}.{int((created - whole) * 1000):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
@@ -39,7 +54,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return self._encode(entry)
 
 
 class HideQueryStrings(logging.Filter):
