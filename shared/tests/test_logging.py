@@ -9,7 +9,9 @@ import re
 import threading
 from datetime import datetime, timedelta
 
-from gonghui_shared.logging import JsonFormatter, request_id_var
+import pytest
+
+from gonghui_shared.logging import JsonFormatter, configure_logging, request_id_var
 
 ISO_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
 
@@ -74,3 +76,25 @@ def test_threads_never_get_another_seconds_text() -> None:
     for thread in threads:
         thread.join()
     assert wrong == []
+
+
+def test_uvicorn_writes_no_access_line_of_its_own(capsys: pytest.CaptureFixture[str]) -> None:
+    """uvicorn logs its access line when its logger has a handler, an ancestor's included: the
+    app's own line per request must be the only one."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    access = logging.getLogger("uvicorn.access")
+    saved_access = access.handlers[:], access.propagate
+    try:
+        configure_logging("membership", "INFO")
+        assert not access.hasHandlers()  # what uvicorn's HTTP protocol asks
+        assert logging.getLogger("uvicorn.error").hasHandlers()  # its other lines: ours
+        logging.getLogger("uvicorn.error").info("Started server process")
+        logging.getLogger("uvicorn.access").info('%s - "%s %s" %d', "1.2.3.4", "GET", "/x", 200)
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+        assert [line["msg"] for line in lines] == ["Started server process"]
+        assert lines[0]["logger"] == "uvicorn.error" and lines[0]["service"] == "membership"
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        access.handlers[:], access.propagate = saved_access

@@ -88,16 +88,24 @@ _LEAST_LEVELS = {"aiosqlite": logging.INFO, "sqlalchemy": logging.WARNING}
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Send every logger, uvicorn's included, through one JSON handler on stderr."""
+    """Send every logger, uvicorn's included, through one JSON handler on stderr; uvicorn's
+    access line is off (the app's own line has the request id, route and time)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # The app writes one line per request itself (`app.RequestContextMiddleware`). uvicorn
+    # writes its own access line whenever its logger has a handler, its ancestors' included
+    # (`hasHandlers`, asked per connection): propagating to the root would log every request
+    # twice, whatever `--no-access-log` said.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
     for name in _URL_LOGGERS:
         logging.getLogger(name).addFilter(_hide_query_strings)
     for name, least in _LEAST_LEVELS.items():

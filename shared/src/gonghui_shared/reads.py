@@ -6,8 +6,8 @@ result and ORM row handling, the pool's reset) cost several times what the drive
 read through `ReadPool` goes to asyncpg directly, with the statement compiled once by
 SQLAlchemy (`fetch`), so it is still written, and tested, as SQLAlchemy Core.
 
-SQLite (tests, development) reads through the service's own engine: nothing to save there,
-and one statement serves both paths.
+SQLite (tests, development) reads through the service's own engine, in a `Database.reading()`
+session: nothing to save there, and one statement serves both paths.
 """
 
 from __future__ import annotations
@@ -91,8 +91,10 @@ class ReadPool:
 
     async def _run(self, read: Callable[[Reader], Awaitable[T]]) -> T:
         if self._pool is None:
-            async with self._db.engine.connect() as conn:
-                return await read(conn)
+            # A reading session: in autocommit, so on SQLite without BEGIN IMMEDIATE, which
+            # would queue the read behind the writer.
+            async with self._db.reading() as session:
+                return await read(session)
         try:
             async with self._pool.acquire(timeout=self._acquire_timeout) as raw:
                 return await read(raw)
@@ -116,8 +118,10 @@ async def fetch(
     """The rows of a Core statement whose values are bound parameters (`bindparam(name)`),
     on either kind of reader. Build the statement once (a module constant, or cached per
     shape): asyncpg's text is compiled once per statement object, and prepared once per
-    connection. Values come as the driver gives them: JSON columns, for one, as text from
-    asyncpg and decoded through SQLAlchemy."""
+    connection. On asyncpg values go and come as the driver takes and gives them, without
+    the column types' own processing: a JSON column's value, for one, comes as text (decoded
+    through SQLAlchemy), and a `UtcDateTime` as asyncpg's aware datetime (UTC, as the type
+    would make it). Pass values the driver takes as they are."""
     if isinstance(reader, AsyncSession | AsyncConnection):
         return (await reader.execute(statement, values)).all()
     sql, names = postgres_sql(statement)

@@ -104,16 +104,18 @@ async def test_a_cached_answer_opens_no_transaction_and_reads_the_version_in_aut
         url = f"/v1/dashboard/{endpoint}"
         first = await client.get(url, params={"org_id": county}, headers=admin)
         assert first.status_code == 200, first.text
-        db = app.state.runtime.db
+        runtime = app.state.runtime
         calls: list[str] = []
         for name in ("transaction", "sessions", "reading"):
-            monkeypatch.setattr(db, name, _counting(calls, name, getattr(db, name)))
+            monkeypatch.setattr(runtime.db, name, _counting(calls, name, getattr(runtime.db, name)))
+        monkeypatch.setattr(runtime.reads, "run", _counting_reads(calls, runtime.reads.run))
         for _ in range(3):
             again = await client.get(url, params={"org_id": county}, headers=admin)
             assert again.status_code == 200
             assert again.json() | {"generated_at": None} == first.json() | {"generated_at": None}
-        # One version read per request (one at a time here), and nothing else.
-        assert calls == ["reading"] * 3, endpoint
+        # One version read per request (one at a time here), through the read pool (in
+        # autocommit: `gonghui_shared.reads`), and nothing else.
+        assert calls == ["read pool: source_rows"] * 3, endpoint
         monkeypatch.undo()
 
 
@@ -175,3 +177,13 @@ async def test_scope_is_checked_on_every_cached_answer(
         anonymous = await client.get(url, params={"org_id": o["V1"].id})
         assert anonymous.status_code == 401
         assert anonymous.json()["error"]["code"] == "unauthorized"
+
+
+def _counting_reads(calls: list[str], run: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The read pool's `run`, noting which read it ran."""
+
+    def counted(read: Any) -> Any:
+        calls.append(f"read pool: {read.__name__}")
+        return run(read)
+
+    return counted

@@ -58,7 +58,8 @@ def _answers(request: Request) -> service.Answers:
     """This process's cached answers (one per app: each app may have its own database)."""
     state = request.app.state
     if not hasattr(state, "dashboard_answers"):
-        state.dashboard_answers = service.Answers(state.runtime.db, _circle(request))
+        runtime = state.runtime
+        state.dashboard_answers = service.Answers(runtime.db, runtime.reads, _circle(request))
     answers: service.Answers = state.dashboard_answers
     return answers
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -54,8 +54,10 @@ from gateway.dashboards.models import (
     DashUnit,
     DashVillageCover,
 )
+from gonghui_shared import reads
 from gonghui_shared.contracts.membership import RegisteredUnit
 from gonghui_shared.db import insert_ignoring_conflicts
+from gonghui_shared.reads import Reader
 
 # Which union covers a unit of each level (建会), as membership decides it.
 UNION_TYPE_OF_LEVEL: dict[str, str] = {
@@ -803,20 +805,28 @@ async def units_with_cover(
     return (await session.execute(query)).all()
 
 
-# (source, last_event_at, applied_at, events_applied) of each source, by source.
-ReadModelVersion = tuple[Any, ...]
+class SourceRow(NamedTuple):
+    """A source's `dash_sources` row: how fresh its part of the read model is."""
+
+    source: str
+    last_event_at: datetime | None
+    applied_at: datetime | None
+    events_applied: int
 
 
-async def source_rows(session: AsyncSession) -> ReadModelVersion:
+# Every source's row, by source: the read model's version (compared whole, as a tuple).
+ReadModelVersion = tuple[SourceRow, ...]
+
+_SOURCE_ROWS = select(
+    DashSource.source, DashSource.last_event_at, DashSource.applied_at, DashSource.events_applied
+).order_by(DashSource.source)
+
+
+async def source_rows(reader: Reader) -> ReadModelVersion:
     """Every `dash_sources` row: each source's freshness, and together the read model's
-    version (every handler's transaction rewrites its source's row)."""
-    query = select(
-        DashSource.source,
-        DashSource.last_event_at,
-        DashSource.applied_at,
-        DashSource.events_applied,
-    ).order_by(DashSource.source)
-    return tuple(await session.execute(query))
+    version (every handler's transaction rewrites its source's row). Read before every
+    cached dashboard answer: through the runtime's read pool where it can."""
+    return tuple(SourceRow._make(row) for row in await reads.fetch(reader, _SOURCE_ROWS, {}))
 
 
 async def monthly_counter(

@@ -56,6 +56,7 @@ from gonghui_shared.auth import Principal
 from gonghui_shared.db import Database
 from gonghui_shared.errors import NotFound, Unprocessable
 from gonghui_shared.permissions import Action
+from gonghui_shared.reads import ReadPool
 from gonghui_shared.vocabulary import MemberCategory
 
 ACTION = Action.dashboards_read
@@ -578,8 +579,8 @@ class VersionReads:
     answer is as fresh as reading it per request.
     """
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, reads: ReadPool) -> None:
+        self.reads = reads
         self._next: asyncio.Future[ReadModelVersion] | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -599,8 +600,7 @@ class VersionReads:
             try:
                 # One statement: in autocommit, without BEGIN and ROLLBACK round trips,
                 # which would keep every waiting request waiting that much longer.
-                async with self.db.reading() as session:
-                    waiting.set_result(await repository.source_rows(session))
+                waiting.set_result(await self.reads.run(repository.source_rows))
             except Exception as exc:  # noqa: BLE001 - every waiting request raises it
                 waiting.set_exception(exc)
                 waiting.exception()  # retrieved: no warning if every caller went away
@@ -610,11 +610,11 @@ class Answers:
     """This process's cached answers, its reads of the read model's version, and the
     database and circle the answers are computed with."""
 
-    def __init__(self, db: Database, circle: Circle) -> None:
+    def __init__(self, db: Database, reads: ReadPool, circle: Circle) -> None:
         self.db = db
         self.circle = circle
         self.cache = AnswerCache()
-        self.versions = VersionReads(db)
+        self.versions = VersionReads(reads)
 
 
 async def cached_answer(
