@@ -45,7 +45,7 @@ def create_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10) if dsn else None
+        app.state.pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4) if dsn else None
         try:
             yield
         finally:

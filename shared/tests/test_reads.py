@@ -62,7 +62,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 @pytest.fixture
 async def pool(db: Database, tmp_path: Path) -> AsyncIterator[ReadPool]:
-    read_pool = ReadPool(db, ServiceSettings(data_dir=tmp_path, db_pool_size=2))
+    read_pool = ReadPool(db, ServiceSettings(data_dir=tmp_path, db_read_pool_size=2))
     await read_pool.open()
     yield read_pool
     await read_pool.dispose()

@@ -46,8 +46,8 @@ class ReadPool:
     is marked for replacement (as SQLAlchemy does after a disconnect); a read is harmless to
     run twice. Driver errors come out as SQLAlchemy's (`as_sqlalchemy_error`), so an outage
     answers 503 `database_unavailable` as everywhere else. Connections open on demand, up
-    to `db_pool_size` besides the service's own pool: a service that never reads through
-    it opens none.
+    to `db_read_pool_size` besides the service's own pool: a service that never reads
+    through it opens none.
     """
 
     def __init__(self, db: Database, settings: ServiceSettings) -> None:
@@ -60,9 +60,9 @@ class ReadPool:
                 # Connections open on demand, so the service starts while the database is
                 # down (its /readyz says so) and picks up once it is back.
                 min_size=0,
-                # More reads than connections wait their turn (the database has only so many
-                # cores to run them on anyway).
-                max_size=settings.db_pool_size,
+                # More reads than connections wait their turn: a read holds its connection
+                # for one round trip, so a few serve thousands of reads a second.
+                max_size=settings.db_read_pool_size,
                 timeout=settings.db_connect_timeout,
                 reset=_nothing_to_reset,
             )

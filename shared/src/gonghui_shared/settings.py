@@ -87,6 +87,12 @@ class ServiceSettings(BaseSettings):
     db_max_overflow: int = platform_field(
         "db_max_overflow", 10, "PostgreSQL connections each process may open beyond the pool"
     )
+    db_read_pool_size: int = platform_field(
+        "db_read_pool_size",
+        4,
+        "PostgreSQL connections each process may open, on demand, for its hottest reads "
+        "(the member lookup, the nearby search, the dashboards' version): asyncpg directly",
+    )
     db_pool_timeout: float = platform_field(
         "db_pool_timeout",
         10.0,
