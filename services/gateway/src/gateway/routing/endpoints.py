@@ -1,7 +1,7 @@
 """`/v1/membership/…`, `/v1/training/…`, `/v1/stations/…`: the services behind the gateway.
 
 Per service: its public routes (no login), its API documents (`openapi.json` with the
-gateway's paths, and a `docs` page reading it), then one route per method for everything
+gateway's paths, and a `docs` page reading it), and one route per method for everything
 else, which needs a caller. See `routing.service` for the path rule.
 """
 
@@ -92,35 +92,45 @@ def _add_service(name: str) -> None:
             route_class_override=RelayRoute,
         )
 
-    for method in METHODS:
 
-        async def routed(request: Request) -> Response:
-            """Any other route of the service, called with the caller's identity."""
-            caller = await caller_of(request)
-            upstream = request.app.state.upstreams[name]
-            raw_path = service.service_path(request, name)
-            if request.method != "POST":
-                return await forward(request, upstream, raw_path, caller.upstream_token)
-            return await idempotent(
-                request,
-                caller.principal.subject,
-                lambda: forward(request, upstream, raw_path, caller.upstream_token),
-            )
+def _add_routed(name: str, method: str) -> None:
+    prefix = f"/v1/{name}"
 
-        router.add_api_route(
-            f"{prefix}/{{path:path}}",
-            routed,
-            methods=[method],
-            name=f"{name}_{method.lower()}",
-            summary=f"{name}: {method} /v1/{{path}}",
-            description=(
-                f"`{method} /v1/{name}/<rest>` is {name}'s own `{method} /v1/<rest>`, called "
-                f"with your identity; see [its API document]({prefix}/docs)."
-            ),
-            openapi_extra={"parameters": path_parameters("{path}"), "security": SECURITY},
-            route_class_override=RelayRoute,
+    async def routed(request: Request) -> Response:
+        """Any other route of the service, called with the caller's identity."""
+        caller = await caller_of(request)
+        upstream = request.app.state.upstreams[name]
+        raw_path = service.service_path(request, name)
+        if request.method != "POST":
+            return await forward(request, upstream, raw_path, caller.upstream_token)
+        return await idempotent(
+            request,
+            caller.principal.subject,
+            lambda: forward(request, upstream, raw_path, caller.upstream_token),
         )
 
+    router.add_api_route(
+        f"{prefix}/{{path:path}}",
+        routed,
+        methods=[method],
+        name=f"{name}_{method.lower()}",
+        summary=f"{name}: {method} /v1/{{path}}",
+        description=(
+            f"`{method} /v1/{name}/<rest>` is {name}'s own `{method} /v1/<rest>`, called "
+            f"with your identity; see [its API document]({prefix}/docs)."
+        ),
+        openapi_extra={"parameters": path_parameters("{path}"), "security": SECURITY},
+        route_class_override=RelayRoute,
+    )
 
-for _name in SERVICES:
+
+# Routes are matched one by one in this order, so the busiest come first: per service, its
+# documents and public routes (its catch-alls would swallow them), then its GET catch-all
+# (most calls are reads; membership's and stations' the most); the other methods after.
+for _name in sorted(SERVICES, key=("membership", "stations", "training").index):
     _add_service(_name)
+    _add_routed(_name, "GET")
+for _method in METHODS:
+    for _name in SERVICES:
+        if _method != "GET":
+            _add_routed(_name, _method)
