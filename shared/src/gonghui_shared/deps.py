@@ -26,18 +26,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for an endpoint that only reads, in one statement or where statements need
-    not share a snapshot: no transaction around it (`Database.reading()`)."""
-    runtime: ServiceRuntime = request.app.state.runtime
-    async with runtime.db.reading() as session:
-        yield session
-
-
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 # scope="function": commit before the response is sent, so a failed commit is an error response.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 class Page:
@@ -61,10 +52,8 @@ __all__ = [
     "PageDep",
     "Principal",
     "PrincipalDep",
-    "ReadSessionDep",
     "RuntimeDep",
     "SessionDep",
     "current_principal",
-    "get_read_session",
     "get_session",
 ]
