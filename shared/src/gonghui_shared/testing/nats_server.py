@@ -10,11 +10,21 @@ import sys
 import time
 from pathlib import Path
 
+# Ports this process has handed out: each is free when chosen but bound only later, by a
+# child process, so the kernel may offer it again meanwhile. Two services given one port
+# once left the second unable to bind while the first answered its readiness probe.
+_GIVEN: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on, and not one handed out before by this process."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def reachable(url: str, timeout: float = 1.0) -> bool:
