@@ -4,6 +4,7 @@ again. (The nearby search and the member lookup test their own reads through it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, Date, Integer, MetaData, String, Table, bindparam, select, text
+from sqlalchemy import exc as sa_exc
 
 from gonghui_shared import reads
 from gonghui_shared.db import Database
@@ -120,3 +122,61 @@ async def test_direct_reads_leave_the_engine_alone(db: Database, pool: ReadPool)
             )
         )
     assert open_transactions == 0
+
+
+async def test_reads_get_a_connection_in_the_order_they_asked(db: Database, pool: ReadPool) -> None:
+    """First come, first served: more reads at once than connections (2) wait in line. A
+    worker that has just given its connection back and asks again must not take it ahead of
+    the reads already waiting (asyncpg's own queue lets it, and a few unlucky reads then
+    wait many turns: the nearby search's long tail)."""
+    if not pool.direct:
+        pytest.skip("on SQLite reads go through the service's engine, which has its own pool")
+    # Both connections open first: which of two new connections is ready first is no order.
+    await asyncio.gather(*(pool.run(lambda r: r.fetchval("SELECT pg_sleep(0.05)")) for _ in "ab"))
+    asked: list[int] = []
+    served: list[int] = []
+
+    async def worker() -> None:
+        for _ in range(15):
+            turn = len(asked)
+            asked.append(turn)
+
+            async def read(reader: Any, turn: int = turn) -> None:
+                served.append(turn)
+                await reader.fetchval("SELECT 1")
+
+            await pool.run(read)
+
+    await asyncio.gather(*(worker() for _ in range(8)))
+    assert len(served) == 8 * 15
+    overtaken = sum(1 for i, turn in enumerate(served) if turn > min(served[i:]))
+    assert overtaken == 0, f"{overtaken} reads were served ahead of an earlier one"
+
+
+async def test_a_read_that_waits_too_long_for_a_connection_is_a_pool_timeout(
+    db: Database, tmp_path: Path
+) -> None:
+    """Past `db_pool_timeout` in line, the read fails as SQLAlchemy's pool would (the
+    handlers answer 503 database_unavailable), and the reads holding connections are
+    unharmed."""
+    if db.dialect != "postgresql":
+        pytest.skip("on SQLite reads go through the service's engine, which has its own pool")
+    settings = ServiceSettings(data_dir=tmp_path, db_read_pool_size=1, db_pool_timeout=0.2)
+    pool = ReadPool(db, settings)
+    await pool.open()
+    release = asyncio.Event()
+
+    async def holding(reader: Any) -> int:
+        await release.wait()
+        return int(await reader.fetchval("SELECT 7"))
+
+    try:
+        held = asyncio.create_task(pool.run(holding))
+        await asyncio.sleep(0.05)
+        with pytest.raises(sa_exc.TimeoutError):
+            await pool.run(lambda reader: reader.fetchval("SELECT 1"))
+        release.set()
+        assert await held == 7
+        assert await pool.run(lambda reader: reader.fetchval("SELECT 2")) == 2
+    finally:
+        await pool.dispose()

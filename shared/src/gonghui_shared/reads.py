@@ -54,6 +54,12 @@ class ReadPool:
         self._db = db
         self._acquire_timeout = settings.db_pool_timeout
         self._pool: asyncpg.Pool | None = None
+        # Reads wait for a connection here, first come first served. asyncpg's own queue is
+        # not fair: a read arriving as a connection comes back takes it ahead of the one
+        # woken for it, which then queues again at the back. With 16 searches at once and 4
+        # connections, stations' nearby p99 was 67 ms against a p50 of 11 ms; behind this gate
+        # the pool always has a connection free when asked.
+        self._turns = asyncio.Semaphore(settings.db_read_pool_size)
         if db.dialect == "postgresql":
             self._pool = asyncpg.create_pool(
                 **_connect_args(db.url),
@@ -96,10 +102,19 @@ class ReadPool:
             async with self._db.reading() as session:
                 return await read(session)
         try:
-            async with self._pool.acquire(timeout=self._acquire_timeout) as raw:
+            async with asyncio.timeout(self._acquire_timeout):
+                await self._turns.acquire()
+        except TimeoutError as exc:
+            raise sa_exc.TimeoutError(
+                f"no read connection free within {self._acquire_timeout:g} s"
+            ) from exc
+        try:
+            async with self._pool.acquire() as raw:
                 return await read(raw)
         except _DRIVER_ERRORS as exc:
             raise as_sqlalchemy_error(exc) from exc
+        finally:
+            self._turns.release()
 
     async def dispose(self) -> None:
         if self._pool is None:
