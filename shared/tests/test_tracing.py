@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -189,3 +190,29 @@ async def test_with_tracing_off_nothing_is_made_stored_or_exported(
     assert await stored_headers(db) == [None]
     assert "traceparent" not in published
     assert tracing.current_trace_headers() is None
+
+
+async def test_a_process_wide_provider_adds_no_second_server_span(
+    db: Database,
+    nats_url: str,
+    subject_root: str,
+    data_dir: Path,
+    collector: Collector,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FastAPI traces requests itself once a process-wide provider is set (by an agent, a
+    library): its spans would double ours. The service's own middleware makes the one
+    SERVER span; FastAPI's telemetry stays off."""
+    process_wide = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(process_wide))
+    # Patched, not set: OpenTelemetry lets a process set its provider only once.
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    settings = probe_settings(db, nats_url, subject_root, data_dir, on=True)
+    async with probe_app(settings, [subscription(Tally())]) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+            assert (await client.post("/v1/things/t-once")).status_code == 201
+    servers = [s for s in collector.exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert [s.name for s in servers] == ["POST /v1/things/{thing_id}"]
+    assert process_wide.get_finished_spans() == ()
