@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import random
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, func, insert, select
 
+from gateway.dashboards import handlers
 from gateway.dashboards.repository import covering, periods_of
 
 MONTHS = [f"{y}-{m:02d}" for y in (2024, 2025, 2026, 2027) for m in range(1, 13)]
@@ -47,3 +51,28 @@ def test_covering_counts_every_month_of_the_range_once() -> None:
             assert got == want, (first, last)
             checked += 1
     assert checked > 400
+
+
+def test_this_month_turns_when_china_s_month_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The remembered month is `month_of(now)` at every instant, across month and year ends
+    in China time (UTC+8: its December starts at 16:00 UTC on 30 November)."""
+    clock = [0.0]
+    monkeypatch.setattr(handlers.time, "time", lambda: clock[0])
+    this_month = handlers._ThisMonth()
+    turns = [
+        datetime(2026, 11, 30, 16, 0, tzinfo=UTC),  # 1 December, China time
+        datetime(2026, 12, 31, 16, 0, tzinfo=UTC),  # 1 January 2027
+        datetime(2027, 2, 28, 16, 0, tzinfo=UTC),  # 1 March
+    ]
+    instants = [t + timedelta(seconds=d) for t in turns for d in (-86400, -0.001, 0, 0.001)]
+    rnd = random.Random(7)
+    instants += sorted(
+        datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=rnd.uniform(0, 3 * 365 * 86400))
+        for _ in range(500)
+    )
+    seen = []
+    for at in instants:
+        clock[0] = at.timestamp()
+        seen.append((at, this_month()))
+    assert [month for _, month in seen] == [handlers.month_of(at) for at, _ in seen]
+    assert seen[1][1] == "2026-11" and seen[2][1] == "2026-12"

@@ -33,6 +33,7 @@ stations               [station_type|status] +1 where hosted; all time only (a s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -70,6 +71,33 @@ CADRE_TRAINING = "cadre_training"  # training's course category for union cadres
 def month_of(at: datetime) -> str:
     """The month (YYYY-MM) of an instant, in China time."""
     return at.astimezone(CHINA).strftime("%Y-%m")
+
+
+class _ThisMonth:
+    """`month_of(now)`, worked out again only once the month in China has turned: every
+    overview asks for it (it is part of the answer cache's key)."""
+
+    def __init__(self) -> None:
+        self._month = ""
+        # When `_month` starts and ends, in seconds since the epoch (the wall clock may also
+        # be set back).
+        self._since = self._until = 0.0
+
+    def __call__(self) -> str:
+        now = time.time()
+        if not self._since <= now < self._until:
+            here = datetime.fromtimestamp(now, CHINA)
+            first = date(here.year, here.month, 1)
+            following = date(here.year + here.month // 12, here.month % 12 + 1, 1)
+            self._month = month_of_day(first)
+            self._since, self._until = (
+                datetime.combine(day, datetime.min.time(), CHINA).timestamp()
+                for day in (first, following)
+            )
+        return self._month
+
+
+this_month = _ThisMonth()
 
 
 def month_of_day(day: date) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.dashboards import repository
 from gateway.dashboards.coverage import METRES_PER_DEGREE_LAT, NEAREST_MAX_M, distance_m
-from gateway.dashboards.handlers import SOURCES, month_of
+from gateway.dashboards.handlers import SOURCES, month_of, this_month
 from gateway.dashboards.models import DashOrg
 from gateway.dashboards.regions import levels_below, region_prefix, unit_level
 from gateway.dashboards.repository import UNION_TYPE_OF_LEVEL, Nodes, ReadModelVersion
@@ -632,8 +632,7 @@ async def cached_answer(
     principal.require(ACTION)
     version = await answers.versions.current()
     # Without `to`, the months shown end with the current one: part of what was asked.
-    this_month = month_of(datetime.now(UTC)) if last is None else ""
-    key = (kind, org_id, first, last, this_month)
+    key = (kind, org_id, first, last, this_month() if last is None else "")
     entry = answers.cache.get(key, version)
     if entry is None:
         compute = overview if kind == "overview" else children
