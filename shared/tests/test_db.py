@@ -4,12 +4,18 @@ without a transaction."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import String, UniqueConstraint, func, select, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from gonghui_shared.db import Database
-from gonghui_shared.testing import postgres_url_or_skip
+from gonghui_shared.db import Database, UtcDateTime, insert_unless_conflicting
+from gonghui_shared.ids import new_id
+from gonghui_shared.models import id_column, utcnow
+from gonghui_shared.testing import BACKENDS, empty_database, postgres_url_or_skip
 
 
 async def test_a_connection_closed_by_the_server_is_replaced_at_checkout() -> None:
@@ -68,3 +74,57 @@ async def test_a_reading_session_does_not_wait_for_the_sqlite_writer(tmp_path: P
             assert await reading.scalar(text("SELECT count(*) FROM things")) == 1
     finally:
         await db.dispose()
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Seat(_Base):
+    """A model as the services write them: a defaulted id and timestamp, one unique pair."""
+
+    __tablename__ = "seats"
+    __table_args__ = (UniqueConstraint("session_id", "person"),)
+    id: Mapped[str] = id_column()
+    session_id: Mapped[str] = mapped_column(String(36))
+    person: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+@pytest.fixture(params=BACKENDS)
+async def seats_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    async for url in empty_database(request.param, tmp_path, "seats"):
+        db = Database(url, pool_size=1, max_overflow=0)
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_Base.metadata.create_all)
+        yield db
+        await db.dispose()
+
+
+def _seat(person: str, note: str | None = None) -> _Seat:
+    return _Seat(id=new_id(), session_id="s1", person=person, note=note, created_at=utcnow())
+
+
+async def test_insert_unless_conflicting_inserts_once_and_keeps_the_transaction(
+    seats_db: Database,
+) -> None:
+    async with seats_db.transaction() as session:
+        first = _seat("张三", "first")
+        assert await insert_unless_conflicting(session, first) is True
+        # The same person again: no row, no error, and the transaction goes on.
+        assert await insert_unless_conflicting(session, _seat("张三", "second")) is False
+        assert await insert_unless_conflicting(session, _seat("李四")) is True
+    async with seats_db.reading() as session:
+        rows = (await session.execute(select(_Seat.id, _Seat.person, _Seat.note))).all()
+    assert sorted((person, note) for _, person, note in rows) == [("张三", "first"), ("李四", None)]
+    assert first.id in {row_id for row_id, _, _ in rows}
+
+
+async def test_insert_unless_conflicting_wants_what_columns_would_default(
+    seats_db: Database,
+) -> None:
+    async with seats_db.transaction() as session:
+        with pytest.raises(ValueError, match="created_at"):
+            await insert_unless_conflicting(session, _Seat(id=new_id(), session_id="s", person="p"))
+        assert await session.scalar(select(func.count()).select_from(_Seat)) == 0

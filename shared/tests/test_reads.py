@@ -18,11 +18,7 @@ from gonghui_shared import reads
 from gonghui_shared.db import Database
 from gonghui_shared.reads import Reader, ReadPool
 from gonghui_shared.settings import ServiceSettings
-from gonghui_shared.testing import (
-    create_postgres_database,
-    drop_postgres_database,
-    postgres_url_or_skip,
-)
+from gonghui_shared.testing import BACKENDS, empty_database
 
 metadata = MetaData()
 things = Table(
@@ -44,22 +40,15 @@ ROWS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    admin = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'reads.db'}"
-    else:
-        admin = postgres_url_or_skip()
-        url = await create_postgres_database(admin, "gonghui_reads_test")
-    database = Database(url, pool_size=1, max_overflow=0)
-    async with database.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-        await conn.execute(things.insert(), ROWS)
-    yield database
-    await database.dispose()
-    if admin:
-        await drop_postgres_database(admin, url)
+    async for url in empty_database(request.param, tmp_path, "reads"):
+        database = Database(url, pool_size=1, max_overflow=0)
+        async with database.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            await conn.execute(things.insert(), ROWS)
+        yield database
+        await database.dispose()
 
 
 @pytest.fixture

@@ -141,6 +141,24 @@ def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Insert:
     return module.insert(table).on_conflict_do_nothing()
 
 
+async def insert_unless_conflicting(session: AsyncSession, record: Any) -> bool:
+    """Insert a new ORM object's row unless a unique constraint holds its like already;
+    whether it was inserted. One statement (`INSERT … ON CONFLICT DO NOTHING RETURNING`)
+    where `session.add` and a flush in a savepoint, to survive the IntegrityError, take
+    three round trips and the unit of work. The object stays out of the session, so give
+    it every value a column would default (its id, its timestamps)."""
+    table = type(record).__table__
+    values = {column.key: getattr(record, column.key) for column in table.columns}
+    unset = [key for key, value in values.items() if value is None and table.c[key].default]
+    if unset:
+        raise ValueError(f"give {type(record).__name__} its {', '.join(unset)}: no defaults here")
+    key = next(iter(table.primary_key.columns))
+    inserted = await session.scalar(
+        insert_ignoring_conflicts(session, table).values(values).returning(key)
+    )
+    return inserted is not None
+
+
 async def reserve_block(session: AsyncSession, table: Any, count: int, **key: Any) -> int:
     """Take `count` consecutive values of the counter row `key` of `table` (a `last_value`
     column, made at 0 when missing); returns the last one taken.

@@ -125,6 +125,20 @@ def use_pii_keys(runtime: ServiceRuntime, pii_keys: str, hash_key: str) -> None:
     runtime.pii = load_pii_cipher(configured)
 
 
+async def empty_database(backend: str, folder: Path, prefix: str) -> AsyncIterator[str]:
+    """An empty database of `backend` ("sqlite" or "postgres"), for tables a test makes
+    itself; dropped afterwards. Use as `migrated_database`."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{folder / f'{prefix}.db'}"
+        return
+    admin = postgres_url_or_skip()
+    url = await create_postgres_database(admin, f"gonghui_{prefix}_test")
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(admin, url)
+
+
 async def migrated_database(
     backend: str, alembic_ini: Path, folder: Path, prefix: str
 ) -> AsyncIterator[str]:
