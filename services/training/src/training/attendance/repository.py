@@ -13,13 +13,6 @@ from training.attendance.models import Attendance
 from training.enrolments.models import Enrolment
 
 
-async def checked_in(session: AsyncSession, enrolment_id: str, day: date) -> bool:
-    found = await session.scalar(
-        select(Attendance.id).where(Attendance.enrolment_id == enrolment_id, Attendance.day == day)
-    )
-    return found is not None
-
-
 def _of_session(session_id: str, day: date | None) -> list[ColumnElement[bool]]:
     conditions = [Attendance.session_id == session_id]
     if day is not None:

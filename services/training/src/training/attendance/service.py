@@ -13,18 +13,19 @@ from datetime import UTC, date, datetime, timedelta
 import jwt
 import qrcode
 import qrcode.image.svg
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gonghui_shared import keys
 from gonghui_shared.auth import Principal
 from gonghui_shared.clock import today_in_china
 from gonghui_shared.contracts.training import Attended
+from gonghui_shared.db import insert_unless_conflicting
 from gonghui_shared.errors import Conflict, Forbidden, Unprocessable
+from gonghui_shared.ids import new_id
 from gonghui_shared.permissions import Action, Role
-from training.attendance import repository
 from training.attendance.models import Attendance
 from training.attendance.schemas import AttendanceCreate, AttendanceRead, CheckinQr
+from training.base import utcnow
 from training.config import TrainingSettings
 from training.enrolments import repository as enrolments_repository
 from training.enrolments.models import Enrolment, EnrolmentStatus
@@ -251,9 +252,8 @@ async def _record(
     day: date,
     method: str,
 ) -> Attendance:
-    if await repository.checked_in(session, enrolment.id, day):
-        raise AlreadyCheckedIn(details={"day": day.isoformat()})
     record = Attendance(
+        id=new_id(),
         session_id=ts.id,
         enrolment_id=enrolment.id,
         day=day,
@@ -263,15 +263,13 @@ async def _record(
         person_key=enrolment.person_key,
         worker_category=enrolment.worker_category,
         recorded_by=principal.subject,
+        recorded_at=utcnow(),
     )
-    try:
-        # Two scans in the same instant: the unique (enrolment, day) constraint decides,
-        # and the savepoint keeps our transaction usable for the error response.
-        async with session.begin_nested():
-            session.add(record)
-            await session.flush()
-    except IntegrityError:
-        raise AlreadyCheckedIn(details={"day": day.isoformat()}) from None
+    # One statement decides, by the unique (enrolment, day) constraint, two scans in the
+    # same instant included: no read before it and no savepoint around it (three of a
+    # check-in's ten round trips).
+    if not await insert_unless_conflicting(session, record):
+        raise AlreadyCheckedIn(details={"day": day.isoformat()})
     await publish(
         session,
         Attended(
