@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gonghui_shared.audit import mark_personal_data_read
 from gonghui_shared.auth import Principal
 from gonghui_shared.contracts.training import Enrolled, EnrolmentCancelled
+from gonghui_shared.db import insert_unless_conflicting
 from gonghui_shared.errors import Conflict, Forbidden, NotFound, OutOfScope, Unprocessable
 from gonghui_shared.identity import InvalidIdNumber, InvalidPhone, normalize_phone, parse_id_number
+from gonghui_shared.ids import new_id
 from gonghui_shared.permissions import Action, Role
 from gonghui_shared.pii import PiiCipher, mask_id_number, mask_phone
 from training.base import utcnow
@@ -392,15 +393,18 @@ async def _place(
             setattr(enrolment, name, value)
         await session.flush()
     else:
-        enrolment = Enrolment(session_id=ts.id, person_key=person.person_key, **values)
-        try:
-            # The session lock serialises enrolments, but the unique (session, person)
-            # constraint is the last word; the savepoint keeps our transaction usable.
-            async with session.begin_nested():
-                session.add(enrolment)
-                await session.flush()
-        except IntegrityError:
-            raise AlreadyEnrolled() from None
+        enrolment = Enrolment(
+            id=new_id(),
+            session_id=ts.id,
+            person_key=person.person_key,
+            created_at=now,
+            updated_at=now,
+            **values,
+        )
+        # The session lock serialises enrolments, but the unique (session, person)
+        # constraint is the last word.
+        if not await insert_unless_conflicting(session, enrolment):
+            raise AlreadyEnrolled()
     await publish(
         session,
         Enrolled(
