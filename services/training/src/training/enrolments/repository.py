@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gonghui_shared.pagination import paginate
@@ -12,28 +12,34 @@ from training.courses.models import Course
 from training.enrolments.models import Enrolment, EnrolmentStatus
 from training.sessions.models import TrainingSession
 
+# The write paths' reads, made once: SQLAlchemy builds and hashes a statement made per call
+# every time, which cost more than its round trip (see `gonghui_shared.bus.outbox`).
+_BY_ID = select(Enrolment).where(Enrolment.id == bindparam("enrolment_id"))
+_BY_ID_FRESH = _BY_ID.execution_options(populate_existing=True)
+_OF_PERSON = select(Enrolment).where(
+    Enrolment.session_id == bindparam("session_id"), Enrolment.person_key == bindparam("person_key")
+)
+_ENROLLED = (
+    select(func.count())
+    .select_from(Enrolment)
+    .where(
+        Enrolment.session_id == bindparam("session_id"),
+        Enrolment.status == EnrolmentStatus.enrolled,
+    )
+)
+
 
 async def get(session: AsyncSession, enrolment_id: str, *, fresh: bool = False) -> Enrolment | None:
-    query = select(Enrolment).where(Enrolment.id == enrolment_id)
-    if fresh:
-        query = query.execution_options(populate_existing=True)
-    return await session.scalar(query)
+    query = _BY_ID_FRESH if fresh else _BY_ID
+    return await session.scalar(query, {"enrolment_id": enrolment_id})
 
 
 async def of_person(session: AsyncSession, session_id: str, person_key: str) -> Enrolment | None:
-    return await session.scalar(
-        select(Enrolment).where(
-            Enrolment.session_id == session_id, Enrolment.person_key == person_key
-        )
-    )
+    return await session.scalar(_OF_PERSON, {"session_id": session_id, "person_key": person_key})
 
 
 async def count_enrolled(session: AsyncSession, session_id: str) -> int:
-    found = await session.scalar(
-        select(func.count())
-        .select_from(Enrolment)
-        .where(Enrolment.session_id == session_id, Enrolment.status == EnrolmentStatus.enrolled)
-    )
+    found = await session.scalar(_ENROLLED, {"session_id": session_id})
     return int(found or 0)
 
 
