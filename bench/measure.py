@@ -485,6 +485,8 @@ def with_ratios(results: list[Result]) -> list[Result]:
             and result.key != BARE
             and result.requests_per_s is not None
         ):
-            result.ratio_to_bare = round(result.requests_per_s / bare.requests_per_s, 3)
+            # Against the bare endpoint measured just before it, where it was (see run.py).
+            ceiling = result.details.get("bare_beside_per_s") or bare.requests_per_s
+            result.ratio_to_bare = round(result.requests_per_s / ceiling, 3)
         result.judge()
     return results

@@ -134,6 +134,12 @@ def markdown(doc: dict[str, Any]) -> str:
             + " |"
         )
     lines += _comparisons(doc["measurements"])
+    beside = [r for r in doc["measurements"] if r["details"].get("bare_beside_per_s")]
+    if beside:
+        lines += ["", "The bare endpoint, measured again just before each (its ratio's base):", ""]
+        lines += [
+            f"- {r['name']}: {_number(r['details']['bare_beside_per_s'])} req/s" for r in beside
+        ]
     cut_short = [r for r in doc["measurements"] if r["details"].get("plan_exhausted")]
     if cut_short:
         lines += ["", "Write plans that ran out before the time was up (target not met):"]
@@ -169,7 +175,9 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += [
         "",
         "Ratio to bare: the measurement's requests/s over the bare Starlette endpoint's, served "
-        "and loaded the same way (the local ceiling). Targets are issue 8's (bench/measure.py); "
+        "and loaded the same way (the local ceiling); for the reads, over the bare endpoint "
+        "measured again just before each (listed above), as a machine's speed can wander "
+        "within a run. Targets are issue 8's (bench/measure.py); "
         "for enrolment and attendance, which it sets none for, the harness's proposal.",
         "",
     ]

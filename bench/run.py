@@ -29,7 +29,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -410,9 +410,18 @@ async def measure_all(
         ("attendance", "POST attendance check-in (training directly)", fixtures.check_ins),
     ]
     wanted = set(args.only or measure.KEYS)
-    results = [
-        await runner.http(BARE, "bare Starlette JSON endpoint (ceiling)", BARE, [{"path": "/json"}])
-    ]
+    bare_plan = [{"path": "/json"}]
+    results = [await runner.http(BARE, "bare Starlette JSON endpoint (ceiling)", BARE, bare_plan)]
+
+    async def beside_bare(measurement: Awaitable[Result]) -> Result:
+        """The measurement, with the bare endpoint measured again just before it: a
+        machine's speed can wander by half within minutes (seen here), so each ratio is
+        read against its neighbour (`measure.with_ratios`)."""
+        bare = await runner.http(BARE, "bare, beside", BARE, bare_plan)
+        result = await measurement
+        result.details["bare_beside_per_s"] = bare.requests_per_s
+        return result
+
     # The floors the member lookup is read against: FastAPI alone, then with one read.
     floors = [("fastapi_minimal", "minimal", "FastAPI floor: path parameter, pydantic answer")]
     if stack.backend == "postgres":
@@ -422,10 +431,10 @@ async def measure_all(
     for key, endpoint, name in floors:
         if key in wanted:
             requests = measure.floor_requests(county, endpoint)
-            results.append(await runner.http(key, name, REFERENCE, requests))
+            results.append(await beside_bare(runner.http(key, name, REFERENCE, requests)))
     for key, name, service, plan in reads:
         if key in wanted:
-            results.append(await runner.http(key, name, service, plan()))
+            results.append(await beside_bare(runner.http(key, name, service, plan())))
         if key == "member_direct" and args.server_compare and key in wanted:
             async with servers.under_granian(stack, "membership", "membership_granian", say):
                 results.append(

@@ -65,6 +65,16 @@ def expected_measurements(backend: str) -> dict[str, str]:
     return expected
 
 
+# The reads whose ratio has a bare endpoint of its own, measured just before them.
+READS_BESIDE_BARE = {
+    *FLOORS,
+    "member_gateway",
+    "member_direct",
+    "dashboard_province",
+    "dashboard_county",
+    "dashboard_village",
+    "nearby",
+}
 COLUMNS = "| measurement | requests/s | p50 ms | p99 ms | ratio to bare | target | met? |"
 
 
@@ -124,6 +134,14 @@ def test_a_tiny_run_writes_every_measurement(tmp_path: Path, nats_url: str) -> N
         assert found[key]["details"]["requests"] > 0, key
     if "member_direct_granian" in found:
         assert found["member_direct_granian"]["details"]["ratio_to_uvicorn"] > 0
+    # Each read's ratio is to the bare endpoint measured again just before it.
+    reads = [key for key in found if key in READS_BESIDE_BARE]
+    assert reads, "no read measured"
+    for key in reads:
+        measurement = found[key]
+        beside = measurement["details"]["bare_beside_per_s"]
+        assert beside > 0, key
+        assert measurement["ratio_to_bare"] == round(measurement["requests_per_s"] / beside, 3)
 
     table = (out / "results.md").read_text().splitlines()
     header = table.index(COLUMNS)
