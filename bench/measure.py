@@ -13,6 +13,7 @@ import asyncio
 import json
 import random
 import resource
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ CALLERS = 500
 GENERATOR_GRACE_SECONDS = 60.0
 NEARBY_AMENITY = "drinking_water"
 SWITCH_RATIO = 1.15  # issue 8: switch to granian only if it serves 15% more member lookups
+# Back-to-back pairs (uvicorn, granian) the server comparison's verdict is the median of.
+SERVER_PAIRS = 3
 # A measurement under granian -> the same one under uvicorn.
 SERVER_COMPARISONS = {"member_direct_granian": "member_direct"}
 
@@ -471,7 +474,17 @@ def with_ratios(results: list[Result]) -> list[Result]:
     by_key = {r.key: r for r in results}
     for key, uvicorn_key in SERVER_COMPARISONS.items():
         granian, uvicorn = by_key.get(key), by_key.get(uvicorn_key)
-        if granian and uvicorn and granian.requests_per_s and uvicorn.requests_per_s:
+        if granian is None:
+            continue
+        # The median of the pairs' ratios where there are pairs; else the two runs'.
+        pairs = [
+            (u, g) for u, g in granian.details.get("paired_per_s") or [] if u and g is not None
+        ]
+        if pairs:
+            granian.details["ratio_to_uvicorn"] = round(
+                statistics.median(g / u for u, g in pairs), 3
+            )
+        elif uvicorn and granian.requests_per_s and uvicorn.requests_per_s:
             granian.details["ratio_to_uvicorn"] = round(
                 granian.requests_per_s / uvicorn.requests_per_s, 3
             )

@@ -211,8 +211,16 @@ def _comparisons(measurements: list[dict[str, Any]]) -> list[str]:
         if ratio is None:
             continue
         verdict = "switching pays" if r["met"] else "stay on uvicorn"
+        pairs = r["details"].get("paired_per_s") or []
+        how = (
+            f" (the median of {len(pairs)} back-to-back pairs, uvicorn / granian req/s: "
+            + ", ".join(f"{_number(u)} / {_number(g)}" for u, g in pairs)
+            + ")"
+            if pairs
+            else ""
+        )
         lines.append(
-            f"- {r['name']}: {ratio:.3f} × uvicorn's throughput (switch at ≥ 1.15): {verdict}"
+            f"- {r['name']}: {ratio:.3f} × uvicorn's throughput{how} (switch at ≥ 1.15): {verdict}"
         )
     return ["", "Server comparison:", "", *lines] if lines else []
 

@@ -437,14 +437,31 @@ async def measure_all(
             results.append(await beside_bare(runner.http(key, name, service, plan())))
         if key == "member_direct" and args.server_compare and key in wanted:
             async with servers.under_granian(stack, "membership", "membership_granian", say):
-                results.append(
-                    await runner.http(
-                        "member_direct_granian",
-                        "GET /v1/members/{member_no} on membership directly, under granian",
-                        "membership_granian",
-                        plan(),
-                    )
+                granian = await runner.http(
+                    "member_direct_granian",
+                    "GET /v1/members/{member_no} on membership directly, under granian",
+                    "membership_granian",
+                    plan(),
                 )
+                # The verdict rests on pairs measured back to back, in alternating order: one
+                # run of each, minutes apart, said 0.85 and 1.20 of uvicorn on the same code.
+                pairs = []
+                for round_ in range(measure.SERVER_PAIRS):
+                    order = ["membership", "membership_granian"]
+                    if round_ % 2:
+                        order.reverse()
+                    found = {
+                        service: await runner.http(f"{key}_pair", "pair", service, plan())
+                        for service in order
+                    }
+                    pairs.append(
+                        [
+                            found["membership"].requests_per_s,
+                            found["membership_granian"].requests_per_s,
+                        ]
+                    )
+                granian.details["paired_per_s"] = pairs
+                results.append(granian)
     for key, name, bodies in writes:
         if key in wanted:
             requests = measure.writes(stack, county, bodies)

@@ -14,9 +14,12 @@ import importlib.util
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from bench.measure import SERVER_PAIRS
 
 REPO = Path(__file__).resolve().parents[2]
 MEASUREMENTS = {
@@ -133,7 +136,10 @@ def test_a_tiny_run_writes_every_measurement(tmp_path: Path, nats_url: str) -> N
     for key in ("bare", "fastapi_minimal", "member_direct"):  # reads answer within the second
         assert found[key]["details"]["requests"] > 0, key
     if "member_direct_granian" in found:
-        assert found["member_direct_granian"]["details"]["ratio_to_uvicorn"] > 0
+        details = found["member_direct_granian"]["details"]
+        pairs = details["paired_per_s"]
+        assert len(pairs) == SERVER_PAIRS and all(u > 0 and g > 0 for u, g in pairs)
+        assert details["ratio_to_uvicorn"] == round(statistics.median(g / u for u, g in pairs), 3)
     # Each read's ratio is to the bare endpoint measured again just before it.
     reads = [key for key in found if key in READS_BESIDE_BARE]
     assert reads, "no read measured"
