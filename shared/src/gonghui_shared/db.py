@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event, update
@@ -152,11 +153,17 @@ async def insert_unless_conflicting(session: AsyncSession, record: Any) -> bool:
     unset = [key for key, value in values.items() if value is None and table.c[key].default]
     if unset:
         raise ValueError(f"give {type(record).__name__} its {', '.join(unset)}: no defaults here")
+    statement = _insert_unless_conflicting(table, session.get_bind().dialect.name)
+    return await session.scalar(statement, values) is not None
+
+
+@lru_cache(maxsize=64)
+def _insert_unless_conflicting(table: Any, dialect: str) -> Any:
+    """Made once per table: a statement built per call costs SQLAlchemy more than the
+    round trip (`gonghui_shared.bus.outbox`)."""
+    module = postgresql if dialect == "postgresql" else sqlite
     key = next(iter(table.primary_key.columns))
-    inserted = await session.scalar(
-        insert_ignoring_conflicts(session, table).values(values).returning(key)
-    )
-    return inserted is not None
+    return module.insert(table).on_conflict_do_nothing().returning(key)
 
 
 async def reserve_block(session: AsyncSession, table: Any, count: int, **key: Any) -> int:
