@@ -69,3 +69,13 @@ def test_same_answer_as_normalize_phone(prefix: str, body: str, separator: str) 
 )
 def test_same_answer_for_known_numbers(text: str) -> None:
     assert answer(roster_phone, text) == answer(normalize_phone, text)
+
+
+@pytest.mark.parametrize("lead", ["", "+86", "86", "+86 "])
+def test_same_answer_for_every_four_digit_start(lead: str) -> None:
+    # The unparsed path takes `1` and ten digits: each start, at both ends of the range
+    # of the rest, must get what parsing gives (12593 and 17951 are IP-dialling prefixes).
+    starts = [f"{n:04d}" for n in range(1000, 2000)]
+    texts = [lead + start + rest for start in starts for rest in ("0000000", "9999999")]
+    differing = [t for t in texts if answer(roster_phone, t) != answer(normalize_phone, t)]
+    assert differing == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -548,21 +549,30 @@ def _bounded_text(row: int, code: str, text: str, limit: int, errors: list[RowEr
 
 
 _MAINLAND = 86  # one region (CN) has this calling code
+# Eleven digits from 1, bare or after +86: what phonenumbers parses to +86 and those digits.
+# (It strips an IP-dialling prefix such as 17951 only where the whole would not be a
+# mainland number, and `1` and ten digits always is one.)
+_PLAIN_MAINLAND = re.compile(r"(?:\+86)?(1\d{10})")
 
 
 def roster_phone(text: str) -> str:
-    """`normalize_phone`'s answer, with one metadata match where it makes two.
+    """`normalize_phone`'s answer, at a third of its cost for the numbers a roster holds.
 
-    `normalize_phone` asks phonenumbers whether the number is valid and then its type;
-    for a +86 number (one region) a personal type already means valid, and a roster is
-    mostly such numbers, so they are accepted on the type alone. Anything else, and
-    every refusal, goes through `normalize_phone` itself, which says why.
+    `normalize_phone` parses the text, asks whether the number is valid and then its
+    type. A plain mainland mobile parses to +86 and its digits, so it is built without
+    parsing, and for a +86 number (one region) a personal type already means valid:
+    such numbers are accepted on the type alone. Anything else, and every refusal, goes
+    through `normalize_phone` itself, which says why.
     """
     cleaned = unicodedata.normalize("NFKC", text).strip()
-    try:
-        parsed = phonenumbers.parse(cleaned, "CN")
-    except phonenumbers.NumberParseException:
-        return normalize_phone(text)
+    plain = _PLAIN_MAINLAND.fullmatch(cleaned)
+    if plain:
+        parsed = phonenumbers.PhoneNumber(country_code=_MAINLAND, national_number=int(plain[1]))
+    else:
+        try:
+            parsed = phonenumbers.parse(cleaned, "CN")
+        except phonenumbers.NumberParseException:
+            return normalize_phone(text)
     if (
         parsed.country_code == _MAINLAND
         and phonenumbers.number_type(parsed) in _PERSONAL_PHONE_TYPES
