@@ -1,18 +1,19 @@
 """The connection pool: a connection the server closed is replaced, not handed out; reads
-without a transaction."""
+without a transaction; the insert helpers."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import String, UniqueConstraint, func, select, text
+from sqlalchemy import JSON, String, UniqueConstraint, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from gonghui_shared.db import Database, UtcDateTime, insert_unless_conflicting
+from gonghui_shared.db import Database, UtcDateTime, bulk_insert, insert_unless_conflicting
 from gonghui_shared.ids import new_id
 from gonghui_shared.models import id_column, utcnow
 from gonghui_shared.testing import BACKENDS, empty_database, postgres_url_or_skip
@@ -89,6 +90,7 @@ class _Seat(_Base):
     session_id: Mapped[str] = mapped_column(String(36))
     person: Mapped[str] = mapped_column(String(20))
     note: Mapped[str | None] = mapped_column(String(20))
+    details: Mapped[dict[str, object] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -128,3 +130,74 @@ async def test_insert_unless_conflicting_wants_what_columns_would_default(
         with pytest.raises(ValueError, match="created_at"):
             await insert_unless_conflicting(session, _Seat(id=new_id(), session_id="s", person="p"))
         assert await session.scalar(select(func.count()).select_from(_Seat)) == 0
+
+
+_SEATS = _Seat.__table__
+_BEIJING = timezone(timedelta(hours=8))
+
+
+def _seat_row(person: str, **values: object) -> dict[str, object]:
+    return {
+        "id": new_id(),
+        "session_id": "s1",
+        "person": person,
+        "note": None,
+        "details": None,
+        "created_at": utcnow(),
+    } | values
+
+
+async def test_bulk_insert_stores_each_value_as_an_insert_would(seats_db: Database) -> None:
+    at = datetime(2026, 11, 28, 9, 30, tzinfo=_BEIJING)
+    rows = [_seat_row(f"工人{n}", note=str(n), created_at=at) for n in range(300)]
+    rows[7] |= {"details": {"签到": [1, 2], "note": None}, "note": None}
+    async with seats_db.transaction() as session:
+        await bulk_insert(session, _SEATS, rows)
+    async with seats_db.reading() as session:
+        stored = {
+            row.id: row
+            for row in await session.execute(
+                select(_Seat.id, _Seat.person, _Seat.note, _Seat.details, _Seat.created_at)
+            )
+        }
+    assert len(stored) == 300
+    seventh = stored[str(rows[7]["id"])]
+    assert (seventh.person, seventh.note, seventh.details) == (
+        "工人7",
+        None,
+        {"签到": [1, 2], "note": None},
+    )
+    assert stored[str(rows[8]["id"])].note == "8"
+    # The timestamp type's own conversion ran: the same instant, kept as UTC.
+    assert {row.created_at for row in stored.values()} == {at}
+    assert seventh.created_at.utcoffset() == timedelta(0)
+
+
+async def test_bulk_insert_is_part_of_the_transaction(seats_db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with seats_db.transaction() as session:
+            # The transaction's first statement: it must not commit on its own.
+            await bulk_insert(session, _SEATS, [_seat_row("张三"), _seat_row("李四")])
+            raise RuntimeError("the request failed")
+    async with seats_db.reading() as session:
+        assert await session.scalar(select(func.count()).select_from(_Seat)) == 0
+
+
+async def test_bulk_insert_conflict_is_sqlalchemys_integrity_error(seats_db: Database) -> None:
+    with pytest.raises(IntegrityError):
+        async with seats_db.transaction() as session:
+            await bulk_insert(session, _SEATS, [_seat_row("张三"), _seat_row("张三")])
+    async with seats_db.reading() as session:
+        assert await session.scalar(select(func.count()).select_from(_Seat)) == 0
+
+
+async def test_bulk_insert_refuses_rows_that_leave_a_default_or_a_timezone_out(
+    seats_db: Database,
+) -> None:
+    async with seats_db.transaction() as session:
+        without_time = _seat_row("张三")
+        del without_time["created_at"]
+        with pytest.raises(ValueError, match="created_at"):
+            await bulk_insert(session, _SEATS, [without_time])
+        with pytest.raises(Exception, match="naive datetime"):
+            await bulk_insert(session, _SEATS, [_seat_row("李四", created_at=datetime(2026, 1, 1))])

@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from gonghui_shared import metrics
 from gonghui_shared.bus import Bus, EventConsumer
@@ -62,6 +64,28 @@ async def test_outbox_numbers_each_aggregate_in_commit_order(db: Database) -> No
         ("x", 5),
     ]
     assert all(column == envelope for _, column, envelope in numbers)
+
+
+async def test_new_aggregates_start_at_one_and_go_on_from_there(db: Database) -> None:
+    async with db.transaction() as session:
+        items = [OutboxItem(ThingHappened(thing_id=t), t) for t in ("a", "b", "a")]
+        await record_events(session, outbox, items, new_aggregates=True)
+    async with db.transaction() as session:
+        await record_event(session, outbox, ThingHappened(thing_id="a"), aggregate_id="a")
+    numbers = await outbox_numbers(db)
+    assert [(a, seq) for a, seq, _ in numbers] == [("a", 1), ("b", 1), ("a", 2), ("a", 3)]
+    assert all(column == envelope for _, column, envelope in numbers)
+
+
+async def test_an_aggregate_said_to_be_new_that_is_not_is_refused(db: Database) -> None:
+    async with db.transaction() as session:
+        await record_event(session, outbox, ThingHappened(thing_id="old"), aggregate_id="old")
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as session:
+            items = [OutboxItem(ThingHappened(thing_id="old"), "old")]
+            await record_events(session, outbox, items, new_aggregates=True)
+    # Nothing of the refused write is left, and the number 1 was not given twice.
+    assert [(a, seq) for a, seq, _ in await outbox_numbers(db)] == [("old", 1)]
 
 
 async def test_concurrent_writers_to_one_aggregate_get_consecutive_numbers(db: Database) -> None:

@@ -8,13 +8,15 @@ when the block succeeds and rolls back when it raises; services only flush.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event, update
+import asyncpg
+from sqlalchemy import DateTime, MetaData, Table, event, insert, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -164,6 +166,89 @@ def _insert_unless_conflicting(table: Any, dialect: str) -> Any:
     module = postgresql if dialect == "postgresql" else sqlite
     key = next(iter(table.primary_key.columns))
     return module.insert(table).on_conflict_do_nothing().returning(key)
+
+
+async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many new rows (each a dict of the same columns) in the session's transaction.
+
+    On PostgreSQL this is one binary `COPY … FROM STDIN` on the session's connection: a
+    roster import writes three rows a person, and executemany spent more of its time in
+    SQLAlchemy's per-row parameter processing and in the server's per-row executor than
+    in storing them. Values go through each column type's own bind processing (JSON as
+    text, timestamps made UTC), as an INSERT's would. A COPY fills no Python-side column
+    default, so a row that leaves one out is refused, as `insert_unless_conflicting`
+    refuses it. SQLite takes one executemany INSERT.
+    """
+    if not rows:
+        return
+    keys = tuple(rows[0])
+    unset = [c.key for c in table.columns if c.key not in keys and c.default is not None]
+    if unset:
+        raise ValueError(f"give every {table.name} row its {', '.join(unset)}: no defaults here")
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        await session.execute(insert(table), list(rows))
+        return
+    values_of = itemgetter(*keys)  # as executemany does: the first row's columns, from each
+    records = [list(values_of(row)) if len(keys) > 1 else [values_of(row)] for row in rows]
+    for index, process in _bind_processors(table, keys, dialect):
+        for record in records:
+            if record[index] is not None:
+                record[index] = process(record[index])
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert isinstance(driver, asyncpg.Connection)
+    if not driver.is_in_transaction():
+        # SQLAlchemy sends BEGIN with its first statement: send one, so the COPY is part
+        # of the session's transaction and not a commit of its own.
+        await connection.exec_driver_sql("SELECT 1")
+    try:
+        await driver.copy_records_to_table(
+            table.name, schema_name=table.schema, columns=list(keys), records=records
+        )
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        # Callers catch SQLAlchemy's error, as they would around an INSERT.
+        raise sa_exc.IntegrityError(f"COPY {table.name}", None, exc) from exc
+    except DRIVER_ERRORS as exc:
+        raise as_sqlalchemy_error(exc) from exc
+
+
+@lru_cache(maxsize=64)
+def _bind_processors(table: Table, keys: tuple[str, ...], dialect: Any) -> list[tuple[int, Any]]:
+    """The columns whose values the dialect converts (JSON, our UTC timestamps), by position."""
+    processors = [table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys]
+    return [(index, process) for index, process in enumerate(processors) if process is not None]
+
+
+# OSError: asyncpg raises the socket's own when it cannot connect or the link breaks.
+DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+# The errors after which the connection is gone: a lost link (class 08) or the server ending
+# the session (57P01 at a restart, 57P02, 57P03).
+_DISCONNECTS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def as_sqlalchemy_error(exc: Exception) -> Exception:
+    """A driver error as the SQLAlchemy error the service's handlers know, as SQLAlchemy's
+    own asyncpg dialect would report it (for the hot reads of `gonghui_shared.reads` and a
+    bulk insert's COPY, which talk to asyncpg itself): after a disconnect, an invalidated
+    one (a lasting outage answers 503); a PostgreSQL error as an OperationalError
+    carrying its sqlstate (which tells an outage, such as 53300 with too many connections,
+    from a mistake). Other OSErrors stay as they are: the handlers take a connection error
+    for an outage."""
+    gone = isinstance(exc, _DISCONNECTS) or (
+        isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+    )
+    if isinstance(exc, asyncpg.PostgresError):
+        return sa_exc.OperationalError(None, None, exc, connection_invalidated=gone)
+    if isinstance(exc, asyncpg.InterfaceError):
+        return sa_exc.InterfaceError(None, None, exc, connection_invalidated=gone)
+    return exc
 
 
 async def reserve_block(session: AsyncSession, table: Any, count: int, **key: Any) -> int:

@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from gonghui_shared.db import Database
+from gonghui_shared.db import DRIVER_ERRORS, Database, as_sqlalchemy_error
 from gonghui_shared.settings import ServiceSettings
 
 # What a read gets: on PostgreSQL one of the pool's own asyncpg connections; else (SQLite,
@@ -111,7 +111,7 @@ class ReadPool:
         try:
             async with self._pool.acquire() as raw:
                 return await read(raw)
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise as_sqlalchemy_error(exc) from exc
         finally:
             self._turns.release()
@@ -166,33 +166,3 @@ def _connect_args(url: str) -> dict[str, Any]:
     for dialect_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
         args.pop(dialect_only, None)
     return dict(args)
-
-
-# OSError: asyncpg raises the socket's own when it cannot connect or the link breaks.
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
-
-# The errors after which the connection is gone: a lost link (class 08) or the server ending
-# the session (57P01 at a restart, 57P02, 57P03).
-_DISCONNECTS = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.CannotConnectNowError,
-)
-
-
-def as_sqlalchemy_error(exc: Exception) -> Exception:
-    """A driver error as the SQLAlchemy error the service's handlers know, as SQLAlchemy's
-    own asyncpg dialect would report it: after a disconnect, an invalidated one (the read
-    runs again; a lasting outage answers 503); a PostgreSQL error as an OperationalError
-    carrying its sqlstate (which tells an outage, such as 53300 with too many connections,
-    from a mistake). Other OSErrors stay as they are: the handlers take a connection error
-    for an outage."""
-    gone = isinstance(exc, _DISCONNECTS) or (
-        isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
-    )
-    if isinstance(exc, asyncpg.PostgresError):
-        return sa_exc.OperationalError(None, None, exc, connection_invalidated=gone)
-    if isinstance(exc, asyncpg.InterfaceError):
-        return sa_exc.InterfaceError(None, None, exc, connection_invalidated=gone)
-    return exc

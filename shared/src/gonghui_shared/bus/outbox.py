@@ -30,6 +30,7 @@ from sqlalchemy.sql.dml import Insert, ReturningInsert
 
 from gonghui_shared.bus.tables import OUTBOX_SEQUENCES, companion
 from gonghui_shared.contracts import Event, EventEnvelope, envelope_for
+from gonghui_shared.db import bulk_insert
 from gonghui_shared.ids import new_id
 from gonghui_shared.logging import request_id_var
 from gonghui_shared.tracing import current_trace_headers
@@ -173,15 +174,30 @@ async def record_events(
     session: AsyncSession,
     outbox: Table,
     items: Iterable[OutboxItem | tuple[Event, str, str | None]],
+    *,
+    new_aggregates: bool = False,
 ) -> list[str]:
-    """Add many events to the outbox with one executemany insert (bulk imports write
-    thousands); returns their event ids, in order."""
+    """Add many events to the outbox with one bulk insert (bulk imports write thousands);
+    returns their event ids, in order.
+
+    `new_aggregates`: every aggregate is made in this transaction (an imported roster's
+    applications), so its numbers start at 1 and its counter row is simply inserted,
+    with the events, instead of upserted. Were one not new after all, that insert
+    fails on the counter's key: a number is never given twice.
+    """
     listed = [OutboxItem(*item) for item in items]
     if not listed:
         return []
     counts = Counter(item.aggregate_id for item in listed)
-    last = await reserve_sequences(session, outbox, counts)
-    next_seq = {aggregate: last[aggregate] - n + 1 for aggregate, n in counts.items()}
+    if new_aggregates:
+        sequences = companion(outbox, OUTBOX_SEQUENCES)
+        await bulk_insert(
+            session, sequences, [{"aggregate_id": a, "last_seq": n} for a, n in counts.items()]
+        )
+        next_seq = dict.fromkeys(counts, 1)
+    else:
+        last = await reserve_sequences(session, outbox, counts)
+        next_seq = {aggregate: last[aggregate] - n + 1 for aggregate, n in counts.items()}
     trace_headers = current_trace_headers()
     now = datetime.now(UTC)
     payload = _EnvelopeWriter(occurred_at=now, request_id=request_id_var.get())
@@ -205,7 +221,7 @@ async def record_events(
                 "headers": trace_headers,
             }
         )
-    await session.execute(insert(outbox), rows)
+    await bulk_insert(session, outbox, rows)
     session.info[OUTBOX_WRITTEN] = True
     return event_ids
 

@@ -701,6 +701,7 @@ async def _admit_many(
             )
             for application, member in zip(admissible, members, strict=True)
         ],
+        new_aggregates=True,  # the members made above
     )
     return [Admission(a, m, org) for a, m in zip(admissible, members, strict=True)], skipped
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, insert, select
+from sqlalchemy import ColumnElement, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from gonghui_shared.db import bulk_insert
 from membership.admissions.models import PENDING, Application
 from membership.audit.models import Transition
 from membership.members.models import Member, MemberStatus
@@ -61,22 +62,20 @@ async def pending_application_hashes(session: AsyncSession, hashes: Sequence[str
     return found
 
 
-# Core inserts on the mapped tables: executemany without the ORM's per-row bookkeeping,
-# twice as fast on SQLite as ORM bulk mode. The rows carry their own ids and timestamps.
+# Bulk inserts on the mapped tables, without the ORM's per-row bookkeeping (a COPY on
+# PostgreSQL). The rows carry their own ids and timestamps.
 _APPLICATIONS = cast(Table, Application.__table__)
 _TRANSITIONS = cast(Table, Transition.__table__)
 
 
 async def insert_applications(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """One executemany INSERT for a chunk of applications."""
-    if rows:
-        await session.execute(insert(_APPLICATIONS), rows)
+    """One bulk insert for a chunk of applications."""
+    await bulk_insert(session, _APPLICATIONS, rows)
 
 
 async def insert_transitions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """One executemany INSERT for a chunk of transitions."""
-    if rows:
-        await session.execute(insert(_TRANSITIONS), rows)
+    """One bulk insert for a chunk of transitions."""
+    await bulk_insert(session, _TRANSITIONS, rows)
 
 
 async def org_names_within(session: AsyncSession, path: str) -> dict[str, str]:

@@ -511,7 +511,7 @@ async def write(
             next_rows = prepare(chunks[index + 1]) if index + 1 < len(chunks) else None
             await repository.insert_applications(session, applications)
             await repository.insert_transitions(session, transitions)
-            await record_events(session, outbox, events)
+            await record_events(session, outbox, events, new_aggregates=True)
             bar.update(len(chunk))
     except IntegrityError as exc:
         # Only the one-pending-application-per-person index can fire: a concurrent
