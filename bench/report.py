@@ -163,6 +163,28 @@ def markdown(doc: dict[str, Any]) -> str:
             + ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["details"]["cores_busy"].items()))
             for r in busy
         ]
+    stolen = [r for r in doc["measurements"] if r["details"].get("cpu_stolen") is not None]
+    if stolen:
+        lines += [
+            "",
+            "The machine's CPU time its hypervisor gave to others during each measurement "
+            "(the `st` of vmstat; a run with more of it is slower for that alone):",
+            "",
+        ]
+        lines += [f"- {r['name']}: {r['details']['cpu_stolen']:.1%}" for r in stolen]
+    imports = [r for r in doc["measurements"] if r["details"].get("cpu_seconds")]
+    if imports:
+        lines += [
+            "",
+            "The in-process import's own CPU (the harness's process, threads included):",
+            "",
+        ]
+        lines += [
+            f"- {r['name']}: {r['details']['cpu_seconds']:,.1f} s of CPU in "
+            f"{r['details']['seconds']:,.1f} s, "
+            f"{r['details']['rows'] / r['details']['cpu_seconds']:,.0f} rows a CPU second"
+            for r in imports
+        ]
     lines += [
         "",
         "## How the data was loaded",

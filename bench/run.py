@@ -42,7 +42,16 @@ from sqlalchemy import text
 from bench import dataset, measure, report, servers, wrk
 from bench.dataset import Loading, Sizes
 from bench.measure import Result, Runner
-from bench.stack import BARE, REFERENCE, REPO, SERVICES, Stack, running_stack, wait_until_quiet
+from bench.stack import (
+    BARE,
+    REFERENCE,
+    REPO,
+    SERVICES,
+    Stack,
+    StolenTime,
+    running_stack,
+    wait_until_quiet,
+)
 from gonghui_shared.db import normalise_url
 from gonghui_shared.permissions import Role
 
@@ -492,8 +501,9 @@ async def measure_all(
     if "roster_import" in wanted:
         await runner.settle()
         rows = [dataset.person(n, county.org.region_code) for n in dataset.roster_people(sizes)]
-        imported, seconds = await members.import_xlsx(village, rows)
-        results.append(measure.roster_result(imported, seconds, say))
+        stolen = StolenTime()
+        imported, seconds, cpu_seconds = await members.import_xlsx(village, rows)
+        results.append(measure.roster_result(imported, seconds, cpu_seconds, stolen.share(), say))
     return measure.with_ratios(results)
 
 

@@ -113,6 +113,35 @@ def _own_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class StolenTime:
+    """The share of the machine's CPU time its hypervisor gave to others, over a stretch.
+
+    On a shared virtual machine the cores this run has can be slower by a third for
+    minutes at a time (the `st` column of vmstat): each measurement reports the share
+    it ran under, so two runs of the same code that differ can be told apart.
+    """
+
+    def __init__(self) -> None:
+        self.start = _machine_jiffies()
+
+    def share(self) -> float | None:
+        """Since this was made; None where /proc/stat cannot tell (not Linux)."""
+        end = _machine_jiffies()
+        if self.start is None or end is None or end[1] <= self.start[1]:
+            return None
+        return round((end[0] - self.start[0]) / (end[1] - self.start[1]), 3)
+
+
+def _machine_jiffies() -> tuple[int, int] | None:
+    """(stolen, all) jiffies of every CPU since boot, from /proc/stat's first line."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice, counted in user]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
 def _pids_named(command: str) -> list[int]:
     """The processes whose command name is `command` (Linux /proc; else none)."""
     pids = []

@@ -149,6 +149,13 @@ def test_a_tiny_run_writes_every_measurement(tmp_path: Path, nats_url: str) -> N
         assert beside > 0, key
         assert measurement["ratio_to_bare"] == round(measurement["requests_per_s"] / beside, 3)
 
+    # Each load says what share of the machine its hypervisor took meanwhile (Linux).
+    for key, measurement in found.items():
+        if key not in {"event_latency", "relay_drain"}:
+            stolen = measurement["details"]["cpu_stolen"]
+            assert isinstance(stolen, float) and 0 <= stolen <= 1, (key, stolen)
+    assert found["roster_import"]["details"]["cpu_seconds"] > 0
+
     table = (out / "results.md").read_text().splitlines()
     header = table.index(COLUMNS)
     rows = table[header + 2 : header + 2 + len(expected)]
@@ -160,3 +167,4 @@ def test_a_tiny_run_writes_every_measurement(tmp_path: Path, nats_url: str) -> N
         assert len(cells) == 7, row
         assert cells[1].split()[0].replace(",", "").replace(".", "").isdigit(), row
     assert any(line.startswith("- served by uvicorn") for line in table)
+    assert any(line.endswith("rows a CPU second") for line in table)
