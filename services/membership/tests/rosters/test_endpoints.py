@@ -18,6 +18,8 @@ from gonghui_shared.permissions import ApiScope, Role, scope_actions
 from membership.admissions.models import Application, Roster
 from membership.audit.models import Transition
 from membership.base import outbox
+from membership.rosters import repository as rosters_repository
+from membership.rosters import service as rosters_service
 from membership.rosters.template import TEMPLATE_COLUMNS, write_roster_csv, write_roster_xlsx
 from membership.testing import Api
 
@@ -572,3 +574,28 @@ async def test_ten_thousand_rows_become_applications(api: Api, app: FastAPI) -> 
         .where(Application.roster_id == report["roster_id"], Application.status == "on_roster"),
     )
     assert on_roster == 10_000
+
+
+async def test_someone_applying_during_the_import_refuses_it_whole(
+    api: Api, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the duplicate check cannot see: an application for someone on the file
+    commits between the check and the writes. The one-pending-application index refuses
+    the chunk that holds them, here with chunks prepared ahead still in flight."""
+    _, _, village = await api.tree()
+    rows = [person(700 + n) for n in range(12)]
+    await api.apply(village, **api_body(rows[9]))
+    before = await written(app)
+
+    async def checked_before_they_applied(session: Any, hashes: Any) -> set[str]:
+        return set()
+
+    monkeypatch.setattr(
+        rosters_repository, "pending_application_hashes", checked_before_they_applied
+    )
+    monkeypatch.setattr(rosters_service, "CHUNK_ROWS", 2)
+    response = await upload(api, village, xlsx_file(rows))
+
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "roster_import_conflict"
+    assert await written(app) == before  # the earlier chunks went with the transaction
