@@ -10,8 +10,10 @@ With tracing on, each row also keeps the trace context it was written in
 (`headers`), which the relay publishes with the event.
 
 Bulk writes (a 100,000-row roster import writes as many events) take the cheap road:
-one counter upsert from two arrays on PostgreSQL, and each payload written straight
-as the JSON `EventEnvelope.model_dump_json` would give, without a model per event.
+one counter upsert from two arrays on PostgreSQL (or a plain insert of the counters,
+for aggregates made in the same transaction), each payload written straight as the
+JSON `EventEnvelope.model_dump_json` would give, without a model per event, and the
+rows stored by one COPY (`gonghui_shared.db.bulk_insert`).
 """
 
 from __future__ import annotations

@@ -556,13 +556,13 @@ _PLAIN_MAINLAND = re.compile(r"(?:\+86)?(1\d{10})")
 
 
 def roster_phone(text: str) -> str:
-    """`normalize_phone`'s answer, at a third of its cost for the numbers a roster holds.
+    """`normalize_phone`'s answer, at under half its cost for the numbers a roster holds.
 
     `normalize_phone` parses the text, asks whether the number is valid and then its
-    type. A plain mainland mobile parses to +86 and its digits, so it is built without
-    parsing, and for a +86 number (one region) a personal type already means valid:
-    such numbers are accepted on the type alone. Anything else, and every refusal, goes
-    through `normalize_phone` itself, which says why.
+    type. A plain mainland number (`1` and ten digits) parses to +86 and those digits, so
+    it is built without parsing; and for a +86 number (one region) a personal type
+    already means valid, so such numbers are accepted on the type alone. Anything else,
+    and every refusal, goes through `normalize_phone` itself, which says why.
     """
     cleaned = unicodedata.normalize("NFKC", text).strip()
     plain = _PLAIN_MAINLAND.fullmatch(cleaned)
