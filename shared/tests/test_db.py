@@ -13,7 +13,14 @@ from sqlalchemy import JSON, String, UniqueConstraint, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from gonghui_shared.db import Database, UtcDateTime, bulk_insert, insert_unless_conflicting
+from gonghui_shared import db as db_module
+from gonghui_shared.db import (
+    Database,
+    UtcDateTime,
+    analyze_if_stale,
+    bulk_insert,
+    insert_unless_conflicting,
+)
 from gonghui_shared.ids import new_id
 from gonghui_shared.models import id_column, utcnow
 from gonghui_shared.testing import BACKENDS, empty_database, postgres_url_or_skip
@@ -201,3 +208,59 @@ async def test_bulk_insert_refuses_rows_that_leave_a_default_or_a_timezone_out(
             await bulk_insert(session, _SEATS, [without_time])
         with pytest.raises(Exception, match="naive datetime"):
             await bulk_insert(session, _SEATS, [_seat_row("李四", created_at=datetime(2026, 1, 1))])
+
+
+async def _changed_since_analyze(db: Database, table: str, at_least: int) -> tuple[int, int]:
+    """(rows changed since the table's last ANALYZE, manual ANALYZEs so far), once the
+    server's statistics show at least `at_least` changed: a backend reports its counts
+    when it goes idle, up to a second after the commit."""
+    query = text(
+        "SELECT n_mod_since_analyze, analyze_count FROM pg_stat_user_tables WHERE relname = :t"
+    )
+    for _ in range(50):
+        async with db.reading() as session:
+            changed, analysed = (await session.execute(query, {"t": table})).one()
+        if changed >= at_least:
+            break
+        await asyncio.sleep(0.1)
+    return changed, analysed
+
+
+async def test_analyze_if_stale_analyses_a_table_a_bulk_insert_changed(
+    seats_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_module, "STALE_MIN_ROWS", 300)
+    postgres = seats_db.dialect == "postgresql"
+    if postgres:
+        async with seats_db.transaction() as session:
+            # Autovacuum would analyse it on its own once a minute: not while we look.
+            await session.execute(text("ALTER TABLE seats SET (autovacuum_enabled = false)"))
+    async with seats_db.transaction() as session:
+        await bulk_insert(session, _SEATS, [_seat_row(f"p{n}") for n in range(200)])
+    if postgres:
+        assert await _changed_since_analyze(seats_db, "seats", 200) == (200, 0)
+    async with seats_db.reading() as session:
+        assert await analyze_if_stale(session, [_SEATS]) == []  # 200 changed: below the floor
+    async with seats_db.transaction() as session:
+        await bulk_insert(session, _SEATS, [_seat_row(f"q{n}") for n in range(200)])
+    if not postgres:  # SQLite plans without gathered statistics: nothing to do
+        async with seats_db.reading() as session:
+            assert await analyze_if_stale(session, [_SEATS]) == []
+        return
+
+    changed, analysed = await _changed_since_analyze(seats_db, "seats", 400)
+    assert (changed, analysed) == (400, 0)
+    async with seats_db.reading() as session:
+        assert await analyze_if_stale(session, [_SEATS]) == ["seats"]
+    changed, analysed_after = await _changed_since_analyze(seats_db, "seats", 0)
+    assert (changed, analysed_after) == (0, 1)
+    async with seats_db.reading() as session:
+        assert await analyze_if_stale(session, [_SEATS]) == []  # fresh now
+
+    # 300 more on 400: enough rows, but under a fifth of the table after 100 more is not.
+    async with seats_db.transaction() as session:
+        await bulk_insert(session, _SEATS, [_seat_row(f"r{n}") for n in range(300)])
+    assert await _changed_since_analyze(seats_db, "seats", 300) == (300, 1)
+    monkeypatch.setattr(db_module, "STALE_SHARE", 0.5)  # 300 of 700 is under half
+    async with seats_db.reading() as session:
+        assert await analyze_if_stale(session, [_SEATS]) == []

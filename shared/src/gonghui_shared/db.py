@@ -8,6 +8,7 @@ when the block succeeds and rolls back when it raises; services only flush.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 import asyncpg
-from sqlalchemy import DateTime, MetaData, Table, event, insert, update
+from sqlalchemy import DateTime, MetaData, Table, bindparam, event, insert, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -249,6 +250,53 @@ def as_sqlalchemy_error(exc: Exception) -> Exception:
     if isinstance(exc, asyncpg.InterfaceError):
         return sa_exc.InterfaceError(None, None, exc, connection_invalidated=gone)
     return exc
+
+
+# A table whose rows changed this much since its last ANALYZE is analysed before a bulk
+# check leans on its statistics: autovacuum analyses at a tenth changed, but only on its
+# next round (once a minute), and a roster imported right after another would be planned
+# against the table as it was before both.
+STALE_SHARE = 0.2
+STALE_MIN_ROWS = 10_000
+
+_CHANGED_SINCE_ANALYZE = text(
+    "SELECT relname, n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables"
+    " WHERE schemaname = current_schema() AND relname IN :names"
+).bindparams(bindparam("names", expanding=True))
+
+
+async def analyze_if_stale(session: AsyncSession, tables: Sequence[Table]) -> list[str]:
+    """ANALYZE (PostgreSQL) those of `tables` with at least STALE_MIN_ROWS rows and
+    STALE_SHARE of them changed since their statistics were taken; returns their names.
+
+    Without fresh statistics the planner takes `hash IN (500 values)` on a table that has
+    grown by a bulk import for a sizeable share of it and scans it whole: 68 ms instead of
+    4 ms a batch at 200,000 rows, and a 100,000-row roster check went from 0.3 s to 6 s
+    after one import and to 21 s after four. On a connection of its own, in autocommit:
+    the caller's transaction keeps no lock of the analysis to its end, and the statistics
+    are in place for its own queries.
+    """
+    engine = session.bind
+    if not isinstance(engine, AsyncEngine) or engine.dialect.name != "postgresql":
+        return []
+    names = [table.name for table in tables]
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        counts = await connection.execute(_CHANGED_SINCE_ANALYZE, {"names": names})
+        stale = [
+            name
+            for name, live, changed in counts
+            if changed >= STALE_MIN_ROWS and changed >= STALE_SHARE * live
+        ]
+        quote = engine.dialect.identifier_preparer.quote
+        for name in stale:
+            started = time.perf_counter()
+            await connection.exec_driver_sql(f"ANALYZE {quote(name)}")
+            log.info(
+                "analysed a table after bulk changes",
+                extra={"table": name, "ms": round((time.perf_counter() - started) * 1000, 1)},
+            )
+    return stale
 
 
 async def reserve_block(session: AsyncSession, table: Any, count: int, **key: Any) -> int:

@@ -39,7 +39,9 @@ class Roster(Timestamped, Base):
 class Application(PersonColumns, Timestamped, Base):
     __tablename__ = "applications"
     __table_args__ = (
-        # One pending application per person: a second is a duplicate, not a new row.
+        # One pending application per person: a second is a duplicate, not a new row. Also
+        # the only index on the person's hashes: every look-up of applications by person
+        # is of pending ones (and none by phone).
         Index(
             "uq_applications_pending_person",
             "id_number_hash",

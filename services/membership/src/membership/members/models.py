@@ -29,6 +29,9 @@ class Member(PersonColumns, Timestamped, Base):
             sqlite_where=text("status = 'active'"),
             postgresql_where=text("status = 'active'"),
         ),
+        Index("ix_members_id_number_hash", "id_number_hash"),
+        # The gateway's login by phone.
+        Index("ix_members_phone_hash", "phone_hash"),
         Index("ix_members_name", "name"),
         Index("ix_members_category", "category"),
     )

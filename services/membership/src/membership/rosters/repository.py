@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from gonghui_shared.db import bulk_insert
+from gonghui_shared.db import analyze_if_stale, bulk_insert
 from membership.admissions.models import PENDING, Application
 from membership.audit.models import Transition
 from membership.members.models import Member, MemberStatus
@@ -36,6 +36,14 @@ def _hash_in(column: InstrumentedAttribute[str], batch: Sequence[str]) -> Column
     return column.in_(bindparam("hashes", list(batch), expanding=True, literal_execute=True))
 
 
+async def refresh_statistics(session: AsyncSession) -> None:
+    """Fresh planner statistics for the two look-ups below after bulk changes (an import's
+    applications, an approval's members), so they stay index look-ups."""
+    await analyze_if_stale(
+        session, [cast(Table, Member.__table__), cast(Table, Application.__table__)]
+    )
+
+
 async def active_member_hashes(session: AsyncSession, hashes: Sequence[str]) -> set[str]:
     """Which of these ID number hashes belong to an active member."""
     found: set[str] = set()
@@ -54,11 +62,11 @@ async def pending_application_hashes(session: AsyncSession, hashes: Sequence[str
     found: set[str] = set()
     for batch in _batches(hashes, LOOKUP_BATCH):
         rows = await session.execute(
-            select(Application.id_number_hash, Application.status).where(
-                _hash_in(Application.id_number_hash, batch)
+            select(Application.id_number_hash).where(
+                _hash_in(Application.id_number_hash, batch), Application.status.in_(PENDING)
             )
         )
-        found.update(row.id_number_hash for row in rows if row.status in PENDING)
+        found.update(rows.scalars())
     return found
 
 

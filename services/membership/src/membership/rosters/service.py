@@ -293,6 +293,7 @@ async def check(
         _validate, roster.rows, progress("validating", len(roster.rows))
     )
     hashes = [pii.lookup_hash(applicant.id.number) for _, applicant in applicants]
+    await repository.refresh_statistics(session)
     members = await repository.active_member_hashes(session, hashes)
     pending = await repository.pending_application_hashes(
         session, [h for h in hashes if h not in members]
