@@ -55,8 +55,8 @@ run: install ## start NATS (unless one is running) and every service, migrated; 
 demo: install ## like run, then fill the services with demo data
 	$(BIN)/python scripts/devrun.py --demo
 
-# mypy checks shared and every service package (the folder name under services/).
-MYPY_PACKAGES := -p gonghui_shared $(foreach d,$(SERVICE_DIRS),-p $(notdir $(d)))
+# mypy checks shared, every service package (the folder name under services/) and the bench.
+MYPY_PACKAGES := -p gonghui_shared $(foreach d,$(SERVICE_DIRS),-p $(notdir $(d))) -p bench
 
 test: install ## lint and type-check, then run every test (make test ARGS="-k members -x")
 	$(BIN)/ruff check .

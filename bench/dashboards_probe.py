@@ -112,7 +112,7 @@ def build(args: argparse.Namespace) -> tuple[dict[Any, list[dict[str, Any]]], di
     rows: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     counters: dict[tuple[str, str, str, str], int] = defaultdict(int)
     province = _org(None, "provincial_federation", "云南省总工会", "530000000000")
-    units = [(province, "province", None)]
+    units: list[tuple[dict[str, Any], str, str | None]] = [(province, "province", None)]
     counties, townships, villages = [], [], []
     for c in range(1, COUNTIES + 1):
         code = f"53{(c - 1) // 10 + 1:02d}{(c - 1) % 10 + 1:02d}000000"
@@ -232,18 +232,20 @@ async def sample_orgs(url: str) -> dict[str, str]:
     db = Database(url)
     try:
         async with db.sessions() as session:
-            found = {}
+            found: dict[str, str] = {}
             for name, org_type in (
                 ("province", "provincial_federation"),
                 ("county", "county_federation"),
                 ("village", "village_union"),
             ):
-                found[name] = await session.scalar(
+                org_id = await session.scalar(
                     select(DashOrg.id)
                     .where(DashOrg.org_type == org_type)
                     .order_by(DashOrg.region_code)
                     .limit(1)
                 )
+                assert org_id is not None, f"no {org_type} in the read model"
+                found[name] = org_id
             return found
     finally:
         await db.dispose()
