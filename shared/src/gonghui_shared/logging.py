@@ -92,6 +92,13 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     access line is off (the app's own line has the request id, route and time)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
+    # What each record would gather and no line shows: its caller's file, function and
+    # line, its thread and process (the logging HOWTO's "Optimization"). Finding the
+    # caller alone was a sixtieth of a cached dashboard answer's CPU time, for its access line.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

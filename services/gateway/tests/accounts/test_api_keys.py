@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import httpx
-from fastapi import FastAPI
+import pytest
+from fastapi import FastAPI, Request
 from sqlalchemy import select
 
-from gateway.accounts.caller import CallerDep
+from gateway.accounts.caller import CallerDep, _api_key, _api_key_of
 from gateway.accounts.models import ApiKey
 from gateway.accounts.testing import COUNTY_A, COUNTY_B, VILLAGE_A, Gateway
 from gonghui_shared.errors import install_error_handlers
@@ -165,3 +166,19 @@ async def test_a_bearer_token_and_an_api_key_together_are_refused(gw: Gateway) -
         token=admin,
         headers={"X-API-Key": key["secret"]},
     )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [(b"x-api-key", b"")],
+        [(b"x-api-key", b"gk_one")],
+        [(b"x-api-key", b"gk_one"), (b"x-api-key", b"gk_two")],
+        [(b"authorization", b"Bearer t"), (b"x-api-key", b"gk_one")],
+    ],
+)
+async def test_the_quick_api_key_read_is_fastapis(headers: list[tuple[bytes, bytes]]) -> None:
+    """`caller_of` reads the key without FastAPI's dependency; it must read what it reads."""
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": headers})
+    assert _api_key_of(request) == await _api_key(request)
