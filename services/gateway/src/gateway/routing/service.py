@@ -196,10 +196,12 @@ def response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, by
 
 
 def _has_body(request: Request) -> bool:
-    length = request.headers.get("content-length")
-    if length is not None:
-        return length.strip() not in ("", "0")
-    return "transfer-encoding" in request.headers
+    # `getlist`, not `get` or `in`: on a missing header, as on every GET, those raise and
+    # catch a KeyError inside Starlette, twice per forwarded read.
+    lengths = request.headers.getlist("content-length")
+    if lengths:
+        return lengths[0].strip() not in ("", "0")
+    return bool(request.headers.getlist("transfer-encoding"))
 
 
 async def forward(
@@ -215,7 +217,7 @@ async def forward(
             request_headers(request, token),
             request.stream() if has_body else None,
             # A body the caller sent without a length goes on the same way, chunked.
-            chunked=has_body and "content-length" not in request.headers,
+            chunked=has_body and not request.headers.getlist("content-length"),
         )
     except ClientDisconnect:
         # The caller hung up mid-upload: nobody will read this answer, but it is no 500.
