@@ -104,7 +104,7 @@ class _Seat(_Base):
 @pytest.fixture(params=BACKENDS)
 async def seats_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     async for url in empty_database(request.param, tmp_path, "seats"):
-        db = Database(url, pool_size=1, max_overflow=0)
+        db = Database(url, pool_size=1, max_overflow=0, pool_timeout=5)
         async with db.engine.begin() as conn:
             await conn.run_sync(_Base.metadata.create_all)
         yield db
@@ -250,7 +250,9 @@ async def test_analyze_if_stale_analyses_a_table_a_bulk_insert_changed(
 
     changed, analysed = await _changed_since_analyze(seats_db, "seats", 400)
     assert (changed, analysed) == (400, 0)
-    async with seats_db.reading() as session:
+    async with seats_db.transaction() as session:
+        # The session holds the pool's one connection: the analysis must not wait for another.
+        assert await session.scalar(select(func.count()).select_from(_Seat)) == 400
         assert await analyze_if_stale(session, [_SEATS]) == ["seats"]
     changed, analysed_after = await _changed_since_analyze(seats_db, "seats", 0)
     assert (changed, analysed_after) == (0, 1)

@@ -20,6 +20,7 @@ import asyncpg
 from sqlalchemy import DateTime, MetaData, Table, bindparam, event, insert, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -258,6 +259,8 @@ def as_sqlalchemy_error(exc: Exception) -> Exception:
 # against the table as it was before both.
 STALE_SHARE = 0.2
 STALE_MIN_ROWS = 10_000
+# Seconds to open the analysis's own connection; past them the check goes on without it.
+_ANALYZE_CONNECT_TIMEOUT = 10
 
 _CHANGED_SINCE_ANALYZE = text(
     "SELECT relname, n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables"
@@ -272,31 +275,58 @@ async def analyze_if_stale(session: AsyncSession, tables: Sequence[Table]) -> li
     Without fresh statistics the planner takes `hash IN (500 values)` on a table that has
     grown by a bulk import for a sizeable share of it and scans it whole: 68 ms instead of
     4 ms a batch at 200,000 rows, and a 100,000-row roster check went from 0.3 s to 6 s
-    after one import and to 21 s after four. On a connection of its own, in autocommit:
-    the caller's transaction keeps no lock of the analysis to its end, and the statistics
-    are in place for its own queries.
+    after one import and to 21 s after four.
+
+    The counts are read on the session's connection. An analysis runs on a connection of
+    its own, outside the pool and in autocommit: the caller's transaction keeps no lock of
+    it to its end, and a caller holding the pool's last connection does not wait for
+    another. The statistics only speed queries up, so an analysis that cannot run is
+    logged and skipped.
     """
-    engine = session.bind
-    if not isinstance(engine, AsyncEngine) or engine.dialect.name != "postgresql":
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
         return []
     names = [table.name for table in tables]
-    async with engine.connect() as connection:
-        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        counts = await connection.execute(_CHANGED_SINCE_ANALYZE, {"names": names})
-        stale = [
-            name
-            for name, live, changed in counts
-            if changed >= STALE_MIN_ROWS and changed >= STALE_SHARE * live
-        ]
-        quote = engine.dialect.identifier_preparer.quote
-        for name in stale:
-            started = time.perf_counter()
-            await connection.exec_driver_sql(f"ANALYZE {quote(name)}")
-            log.info(
-                "analysed a table after bulk changes",
-                extra={"table": name, "ms": round((time.perf_counter() - started) * 1000, 1)},
-            )
+    counts = await session.execute(_CHANGED_SINCE_ANALYZE, {"names": names})
+    stale = [
+        name
+        for name, live, changed in counts
+        if changed >= STALE_MIN_ROWS and changed >= STALE_SHARE * live
+    ]
+    if not stale:
+        return []
+    quote = bind.dialect.identifier_preparer.quote
+    url = bind.engine.url.render_as_string(hide_password=False)
+    try:
+        connection = await asyncpg.connect(
+            **asyncpg_connect_args(url), timeout=_ANALYZE_CONNECT_TIMEOUT
+        )
+        try:
+            for name in stale:
+                started = time.perf_counter()
+                await connection.execute(f"ANALYZE {quote(name)}")
+                log.info(
+                    "analysed a table after bulk changes",
+                    extra={"table": name, "ms": round((time.perf_counter() - started) * 1000, 1)},
+                )
+        finally:
+            await connection.close()
+    except DRIVER_ERRORS as exc:
+        log.warning(
+            "could not analyse tables after bulk changes",
+            extra={"tables": stale, "error": str(exc)},
+        )
+        return []
     return stale
+
+
+def asyncpg_connect_args(url: str) -> dict[str, Any]:
+    """asyncpg.connect's arguments for a SQLAlchemy `postgresql+asyncpg://` URL, read as
+    SQLAlchemy's dialect reads it, less the options only the dialect understands."""
+    _, args = pg_asyncpg.dialect().create_connect_args(make_url(url))
+    for dialect_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+        args.pop(dialect_only, None)
+    return dict(args)
 
 
 async def reserve_block(session: AsyncSession, table: Any, count: int, **key: Any) -> int:

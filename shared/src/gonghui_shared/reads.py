@@ -22,10 +22,9 @@ from asyncpg.pool import PoolConnectionProxy
 from sqlalchemy import Select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from gonghui_shared.db import DRIVER_ERRORS, Database, as_sqlalchemy_error
+from gonghui_shared.db import DRIVER_ERRORS, Database, as_sqlalchemy_error, asyncpg_connect_args
 from gonghui_shared.settings import ServiceSettings
 
 # What a read gets: on PostgreSQL one of the pool's own asyncpg connections; else (SQLite,
@@ -62,7 +61,7 @@ class ReadPool:
         self._turns = asyncio.Semaphore(settings.db_read_pool_size)
         if db.dialect == "postgresql":
             self._pool = asyncpg.create_pool(
-                **_connect_args(db.url),
+                **asyncpg_connect_args(db.url),
                 # Connections open on demand, so the service starts while the database is
                 # down (its /readyz says so) and picks up once it is back.
                 min_size=0,
@@ -157,12 +156,3 @@ def postgres_sql(statement: AnySelect) -> tuple[str, tuple[str, ...]]:
 
 async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
     """In place of asyncpg's reset (a round trip per read): see `ReadPool`."""
-
-
-def _connect_args(url: str) -> dict[str, Any]:
-    """asyncpg.connect's arguments for a SQLAlchemy `postgresql+asyncpg://` URL, read as
-    SQLAlchemy's dialect reads it, less the options only the dialect understands."""
-    _, args = pg_asyncpg.dialect().create_connect_args(make_url(url))
-    for dialect_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
-        args.pop(dialect_only, None)
-    return dict(args)
