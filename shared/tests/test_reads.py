@@ -54,7 +54,6 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 @pytest.fixture
 async def pool(db: Database, tmp_path: Path) -> AsyncIterator[ReadPool]:
     read_pool = ReadPool(db, ServiceSettings(data_dir=tmp_path, db_read_pool_size=2))
-    await read_pool.open()
     yield read_pool
     await read_pool.dispose()
 
@@ -152,7 +151,6 @@ async def test_a_read_that_waits_too_long_for_a_connection_is_a_pool_timeout(
         pytest.skip("on SQLite reads go through the service's engine, which has its own pool")
     settings = ServiceSettings(data_dir=tmp_path, db_read_pool_size=1, db_pool_timeout=0.2)
     pool = ReadPool(db, settings)
-    await pool.open()
     release = asyncio.Event()
 
     async def holding(reader: Any) -> int:
@@ -169,3 +167,84 @@ async def test_a_read_that_waits_too_long_for_a_connection_is_a_pool_timeout(
         assert await pool.run(lambda reader: reader.fetchval("SELECT 2")) == 2
     finally:
         await pool.dispose()
+
+
+async def _backend_alive(db: Database, pid: int) -> bool:
+    async with db.engine.connect() as conn:
+        found = await conn.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+        )
+    return bool(found)
+
+
+async def _backend_pid(reader: Any) -> int:
+    return int(await reader.fetchval("SELECT pg_backend_pid()"))
+
+
+async def test_a_statement_postgresql_refuses_leaves_its_connection_for_the_next_read(
+    db: Database, pool: ReadPool
+) -> None:
+    if not pool.direct:
+        pytest.skip("on SQLite reads go through the service's engine")
+    before = await pool.run(_backend_pid)
+    with pytest.raises(sa_exc.OperationalError) as refused:
+        await pool.run(lambda reader: reader.fetchval("SELECT 1 / 0"))
+    assert not refused.value.connection_invalidated
+    assert await pool.run(_backend_pid) == before
+
+
+async def test_a_cancelled_read_s_connection_is_closed_not_lent_again(
+    db: Database, pool: ReadPool
+) -> None:
+    """Cancelled mid-statement (a client gone, a timeout), a connection is in no state to
+    serve the next read: it is closed, and the server ends its session."""
+    if not pool.direct:
+        pytest.skip("on SQLite reads go through the service's engine")
+    started = asyncio.Event()
+    pids: list[int] = []
+
+    async def slow(reader: Any) -> None:
+        pids.append(await _backend_pid(reader))
+        started.set()
+        await reader.fetchval("SELECT pg_sleep(30)")
+
+    read = asyncio.create_task(pool.run(slow))
+    await started.wait()
+    read.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await read
+    assert await pool.run(_backend_pid) != pids[0]
+    for _ in range(100):
+        if not await _backend_alive(db, pids[0]):
+            break
+        await asyncio.sleep(0.05)
+    assert not await _backend_alive(db, pids[0]), "the cancelled read's session lives on"
+
+
+async def test_dispose_closes_every_connection_once_the_reads_are_done(
+    db: Database, tmp_path: Path
+) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("on SQLite reads go through the service's engine")
+    pool = ReadPool(db, ServiceSettings(data_dir=tmp_path, db_read_pool_size=2))
+    release = asyncio.Event()
+
+    async def held(reader: Any) -> int:
+        await release.wait()
+        return await _backend_pid(reader)
+
+    reads_running = [asyncio.create_task(pool.run(held)) for _ in range(2)]
+    await asyncio.sleep(0.1)
+    disposing = asyncio.create_task(pool.dispose())
+    await asyncio.sleep(0.1)
+    assert not disposing.done(), "dispose did not wait for the reads in progress"
+    release.set()
+    pids = await asyncio.gather(*reads_running)
+    await disposing
+    assert len(set(pids)) == 2
+    for pid in pids:
+        for _ in range(100):
+            if not await _backend_alive(db, pid):
+                break
+            await asyncio.sleep(0.05)
+        assert not await _backend_alive(db, pid)

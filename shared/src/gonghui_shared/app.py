@@ -261,7 +261,6 @@ def create_service_app(
             settings, outbox, await build_verifier(settings), tracing=tracing
         )
         app.state.runtime = runtime
-        await runtime.reads.open()
         if on_startup is not None:
             await on_startup(app, runtime)
         runtime.start(inbox, subscriptions)
