@@ -191,12 +191,7 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
     if dialect.name != "postgresql":
         await session.execute(insert(table), list(rows))
         return
-    values_of = itemgetter(*keys)  # as executemany does: the first row's columns, from each
-    records = [list(values_of(row)) if len(keys) > 1 else [values_of(row)] for row in rows]
-    for index, process in _bind_processors(table, keys, dialect):
-        for record in records:
-            if record[index] is not None:
-                record[index] = process(record[index])
+    records = driver_records(table, keys, rows, dialect)
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
     assert isinstance(driver, asyncpg.Connection)
@@ -213,6 +208,21 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
         raise sa_exc.IntegrityError(f"COPY {table.name}", None, exc) from exc
     except DRIVER_ERRORS as exc:
         raise as_sqlalchemy_error(exc) from exc
+
+
+def driver_records(
+    table: Table, keys: tuple[str, ...], rows: Sequence[dict[str, Any]], dialect: Any
+) -> list[list[Any]]:
+    """`rows` as asyncpg takes them: each the values of `keys` in that order, through each
+    column type's bind processing for `dialect` (JSON as text, timestamps made UTC), as
+    SQLAlchemy would send them."""
+    values_of = itemgetter(*keys)  # as executemany does: the first row's columns, from each
+    records = [list(values_of(row)) if len(keys) > 1 else [values_of(row)] for row in rows]
+    for index, process in _bind_processors(table, keys, dialect):
+        for record in records:
+            if record[index] is not None:
+                record[index] = process(record[index])
+    return records
 
 
 @lru_cache(maxsize=64)

@@ -1,10 +1,11 @@
 """Hot reads without SQLAlchemy's execution layer: `ReadPool` and `fetch`.
 
 A service's busiest reads (stations' nearby search, membership's member lookup) are one small
-statement each. Through an `AsyncSession` SQLAlchemy's layers (the session, the greenlet hop,
-result and ORM row handling, the pool's reset) cost several times what the driver does; a
-read through `ReadPool` goes to asyncpg directly, with the statement compiled once by
-SQLAlchemy (`fetch`), so it is still written, and tested, as SQLAlchemy Core.
+statement each, and so is each batch of its audit rows. Through an `AsyncSession`
+SQLAlchemy's layers (the session, the greenlet hop, result and ORM row handling, the pool's
+reset) cost several times what the driver does; a read through `ReadPool` goes to asyncpg
+directly, with the statement compiled once by SQLAlchemy (`fetch`), so it is still written,
+and tested, as SQLAlchemy Core.
 
 SQLite (tests, development) reads through the service's own engine, in a `Database.reading()`
 session: nothing to save there, and one statement serves both paths.
@@ -22,6 +23,8 @@ from sqlalchemy import Select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from gonghui_shared.db import DRIVER_ERRORS, Database, as_sqlalchemy_error, asyncpg_connect_args
 from gonghui_shared.settings import ServiceSettings
@@ -46,6 +49,9 @@ class ReadPool:
     answers 503 `database_unavailable` as everywhere else. Connections open on demand, up to
     `db_read_pool_size`: a service that never reads through here opens none, and starts
     while the database is down (its /readyz says so).
+
+    The audit trail's rows go in through it too (`audit.writer`): one statement a batch, in
+    autocommit, and as harmless to run twice as a read (a row already there is left as it is).
 
     The connections are kept here rather than in an asyncpg pool: what this pool needs of
     one is a list and a semaphore, and asyncpg's acquire and release (a task per release,
@@ -194,8 +200,9 @@ _POSTGRES = pg_asyncpg.dialect()
 
 
 @lru_cache(maxsize=512)
-def postgres_sql(statement: AnySelect) -> tuple[str, tuple[str, ...]]:
+def postgres_sql(statement: ClauseElement) -> tuple[str, tuple[str, ...]]:
     """A statement as asyncpg runs it: its text and its parameters' names in order ($1, $2,
     ...), compiled once by SQLAlchemy's asyncpg dialect."""
     compiled = statement.compile(dialect=_POSTGRES)
+    assert isinstance(compiled, SQLCompiler)
     return compiled.string, tuple(compiled.positiontup or ())

@@ -140,7 +140,7 @@ class AuditMiddleware:
             "personal_data": context.personal_data,
             "client_addr": (client_address(scope, self.trusted) or "")[:64] or None,
         }
-        db = scope["app"].state.runtime.db
-        if self._writer is None or self._writer.db is not db:
-            self._writer = AuditWriter(db, self.table)
+        runtime = scope["app"].state.runtime
+        if self._writer is None or self._writer.db is not runtime.db:
+            self._writer = AuditWriter(runtime.db, runtime.reads, self.table)
         await self._writer.write(row)

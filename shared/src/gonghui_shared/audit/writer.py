@@ -5,17 +5,26 @@ middleware's promise), but requests that finish while a write is in flight do no
 pay a round trip and a commit: their rows queue, and the next write stores them all in
 one statement (group commit). Under load that is one INSERT per dozen requests instead
 of one each; a lone request waits for nothing but its own row.
+
+On PostgreSQL a batch goes to asyncpg directly, through the runtime's `ReadPool`: one
+pipelined INSERT a row, committed together, without SQLAlchemy's execution layer, which
+cost a member lookup (one audit row each) a sixth of its CPU time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from gonghui_shared.db import Database
+from gonghui_shared.db import Database, driver_records
+from gonghui_shared.reads import ReadPool, postgres_sql
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +35,16 @@ MAX_BATCH = 500
 class AuditWriter:
     """Queues audit rows and writes them in batches, one write in flight at a time."""
 
-    def __init__(self, db: Database, table: Table) -> None:
+    def __init__(self, db: Database, reads: ReadPool, table: Table) -> None:
         self.db = db
+        self.reads = reads
+        self.table = table
         self.insert = table.insert()
+        # The id is the row's: a batch run again (its connection died as it committed)
+        # leaves the rows already stored as they are.
+        self._append_sql, self._keys = postgres_sql(
+            pg_insert(table).on_conflict_do_nothing(index_elements=[table.c.id])
+        )
         self._queued: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writing: asyncio.Task[None] | None = None
 
@@ -58,12 +74,9 @@ class AuditWriter:
 
     async def _store(self, rows: list[dict[str, Any]]) -> None:
         try:
-            if self.db.dialect == "postgresql":
-                # One statement is atomic on its own: in autocommit it needs no BEGIN and
-                # COMMIT round trips.
-                async with self.db.engine.connect() as conn:
-                    autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    await autocommit.execute(self.insert, rows)
+            if self.reads.direct:
+                records = driver_records(self.table, self._keys, rows, _POSTGRES)
+                await self.reads.run(partial(_append, self._append_sql, records))
             else:
                 async with self.db.engine.begin() as conn:
                     await conn.execute(self.insert, rows)
@@ -78,6 +91,14 @@ class AuditWriter:
                     "actors": sorted({str(r["subject"]) for r in rows}),
                 },
             )
+
+
+_POSTGRES = pg_asyncpg.dialect()
+
+
+async def _append(sql: str, records: list[list[Any]], connection: asyncpg.Connection) -> None:
+    # asyncpg's executemany is atomic: its rows commit together, or none does.
+    await connection.executemany(sql, records)
 
 
 def _release(waiting: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> int:
