@@ -7,11 +7,21 @@ import logging
 import random
 import re
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from io import StringIO
 
 import pytest
 
-from gonghui_shared.logging import JsonFormatter, configure_logging, request_id_var
+from gonghui_shared.logging import (
+    ACCESS_LOGGER,
+    BatchedLines,
+    JsonFormatter,
+    configure_logging,
+    request_id_var,
+)
 
 ISO_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
 
@@ -91,10 +101,76 @@ def test_uvicorn_writes_no_access_line_of_its_own(capsys: pytest.CaptureFixture[
         assert logging.getLogger("uvicorn.error").hasHandlers()  # its other lines: ours
         logging.getLogger("uvicorn.error").info("Started server process")
         logging.getLogger("uvicorn.access").info('%s - "%s %s" %d', "1.2.3.4", "GET", "/x", 200)
+        root.handlers[0].flush()  # INFO lines wait for their batch
         lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
         assert [line["msg"] for line in lines] == ["Started server process"]
         assert lines[0]["logger"] == "uvicorn.error" and lines[0]["service"] == "membership"
     finally:
+        root.handlers[0].close()
         root.handlers[:], level = saved
         root.setLevel(level)
         access.handlers[:], access.propagate = saved_access
+
+
+def test_a_number_orjson_refuses_is_still_written() -> None:
+    line = JsonFormatter("stations").format(_record(1_790_000_000.0, big=2**70, keys={1: "a"}))
+    entry = json.loads(line)
+    assert entry["big"] == 2**70 and entry["keys"] == {"1": "a"}
+
+
+@contextmanager
+def _batched() -> Iterator[tuple[logging.Logger, logging.Logger, StringIO]]:
+    """The access logger and another one, writing through one `BatchedLines` (closed after)."""
+    stream = StringIO()
+    handler = BatchedLines(stream)
+    handler.setFormatter(JsonFormatter("gateway"))
+    loggers = [logging.getLogger(ACCESS_LOGGER), logging.getLogger("gonghui_shared.runtime")]
+    saved = [(logger.handlers[:], logger.propagate, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.handlers[:], logger.propagate = [handler], False
+        logger.setLevel(logging.INFO)
+    try:
+        yield loggers[0], loggers[1], stream
+    finally:
+        handler.close()
+        for logger, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+            logger.handlers[:], logger.propagate = handlers, propagate
+            logger.setLevel(level)
+
+
+def _messages(stream: StringIO) -> list[str]:
+    return [json.loads(line)["msg"] for line in stream.getvalue().splitlines()]
+
+
+def test_access_lines_wait_and_any_other_line_writes_them_all_in_order() -> None:
+    with _batched() as (access, other, stream):
+        access.info("GET /v1/dashboard/overview 200")
+        access.info("GET /v1/members/5309212026000001 200")
+        assert stream.getvalue() == ""
+        other.info("stopped cleanly")
+        assert _messages(stream) == [
+            "GET /v1/dashboard/overview 200",
+            "GET /v1/members/5309212026000001 200",
+            "stopped cleanly",
+        ]
+        access.warning("GET /v1/orgs 500")  # worse than INFO: at once too
+        assert _messages(stream)[-1] == "GET /v1/orgs 500"
+
+
+def test_waiting_lines_are_written_within_the_flush_interval_and_at_close() -> None:
+    with _batched() as (access, _, stream):
+        access.info("first")
+        deadline = time.monotonic() + 10 * BatchedLines.FLUSH_SECONDS
+        while not stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _messages(stream) == ["first"]
+        access.info("last")
+    assert _messages(stream) == ["first", "last"]  # written at close
+
+
+def test_a_full_batch_is_written_without_waiting() -> None:
+    with _batched() as (access, _, stream):
+        for n in range(BatchedLines.BATCH_CHARS // 1000 + 1):
+            access.info("%d %s", n, "x" * 1000)
+        written = _messages(stream)  # whole lines, in order, long before the interval
+        assert written and written == [f"{n} {'x' * 1000}" for n in range(len(written))]

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from gonghui_shared.app import RequestContextMiddleware
-from gonghui_shared.logging import request_id_var
+from gonghui_shared.logging import ACCESS_LOGGER, request_id_var
 
 
 @pytest.fixture
@@ -49,9 +49,9 @@ async def test_the_callers_id_is_kept_and_a_bad_one_replaced(client: httpx.Async
 async def test_one_access_line_per_request_with_its_id(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="gonghui_shared.app"):
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
         response = await client.get("/seen?phone=13800138000")
-    lines = [r for r in caplog.records if r.name == "gonghui_shared.app"]
+    lines = [r for r in caplog.records if r.name == ACCESS_LOGGER]
     assert len(lines) == 1
     assert lines[0].getMessage() == "GET /seen 200"  # the path, never the query
     assert lines[0].__dict__["route"] == "/seen" and lines[0].__dict__["status"] == 200

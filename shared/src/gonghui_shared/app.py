@@ -33,12 +33,13 @@ from gonghui_shared.bus import Subscription
 from gonghui_shared.bus.consumer import ConsumerTables
 from gonghui_shared.deadletters.endpoints import dead_letter_router
 from gonghui_shared.errors import error_response, install_error_handlers
-from gonghui_shared.logging import configure_logging, request_id_var
+from gonghui_shared.logging import ACCESS_LOGGER, configure_logging, request_id_var
 from gonghui_shared.runtime import ServiceRuntime, build_verifier, startup_frozen
 from gonghui_shared.settings import ServiceSettings
 from gonghui_shared.tracing import TRACE_HEADERS, Tracing, mark_failed
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 StartupHook = Callable[[FastAPI, ServiceRuntime], Awaitable[None]]
 ShutdownHook = Callable[[FastAPI], Awaitable[None]]
@@ -135,7 +136,7 @@ class RequestContextMiddleware:
                 if status >= 500:
                     mark_failed(span, description=f"HTTP {status}")
             if template not in _OPERATIONS_PATHS:
-                log.info(
+                access_log.info(
                     "%s %s %d",
                     method,
                     scope["path"],

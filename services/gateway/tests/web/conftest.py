@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -590,6 +591,14 @@ async def official(live_gateway: LiveGateway, county: County) -> Official:
     return official
 
 
+def _is_info(line: str) -> bool:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(entry, dict) and entry.get("level") == "info"
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -599,6 +608,6 @@ def pytest_runtest_makereport(
     gateway = getattr(item, "funcargs", {}).get("live_gateway")
     if report.failed and isinstance(gateway, LiveGateway):
         lines = gateway.service.log_text().splitlines()
-        worth = [line[:3000] for line in lines if '"level": "info"' not in line]
+        worth = [line[:3000] for line in lines if not _is_info(line)]
         report.sections.append(("gateway log: warnings and errors", "\n".join(worth[-20:])))
     return report
