@@ -91,7 +91,8 @@ class ServiceSettings(BaseSettings):
         "db_read_pool_size",
         4,
         "PostgreSQL connections each process may open, on demand, for its hottest reads "
-        "(the member lookup, the nearby search, the dashboards' version): asyncpg directly",
+        "(the member lookup, the nearby search, the dashboards' version) and its audit "
+        "rows: asyncpg directly",
     )
     db_pool_timeout: float = platform_field(
         "db_pool_timeout",

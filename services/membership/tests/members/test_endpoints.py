@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import fastapi.routing
+import pytest
 from sqlalchemy import func, select
 
 from gonghui_shared.permissions import Role
@@ -101,6 +103,45 @@ async def test_the_lookup_shows_a_member_as_the_list_does(api: Api) -> None:
         assert [one] == listed["items"]
         assert MemberRead.model_validate(one).model_dump(mode="json") == one
         assert one["org_name"] and one["personal_data"] in ("masked", "full")
+
+
+async def test_the_lookup_is_served_without_fastapi_s_dependency_solving_yet_as_documented(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`MemberLookupRoute` skips FastAPI's dependency solving; the caller is still resolved
+    and checked as `PrincipalDep` does it, errors keep the house shape, and the document
+    still shows the parameter, the security scheme and `MemberRead`."""
+    county, village, other = await two_villages(api)
+    member_no = (await api.member(county, village))["member"]["member_no"]
+    solved: list[str] = []
+    solve = fastapi.routing.solve_dependencies
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        solved.append(kwargs["request"].url.path)
+        return await solve(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+    path = f"/v1/members/{member_no}"
+    found = await api.ok("GET", path, as_=api.headers(Role.county_admin, county))
+    assert found["member_no"] == member_no
+    await api.ok("GET", f"{path}/history", as_=api.headers(Role.county_admin, county))
+    assert solved == [f"{path}/history"]  # the lookup solved nothing; its neighbour did
+
+    for headers, status, code in (
+        ({}, 401, "unauthorized"),
+        ({"Authorization": "Bearer not-a-token"}, 401, "unauthorized"),
+        (api.headers(Role.org_chair, other), 403, "out_of_scope"),
+    ):
+        refused = await api.client.get(path, headers=headers)
+        assert refused.status_code == status, refused.text
+        assert refused.json()["error"]["code"] == code and refused.json()["error"]["request_id"]
+
+    document = (await api.client.get("/openapi.json")).json()
+    operation = document["paths"]["/v1/members/{member_no}"]["get"]
+    assert [p["name"] for p in operation["parameters"]] == ["member_no"]
+    assert operation["security"] == [{"HTTPBearer": []}]
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/MemberRead"}
 
 
 async def test_a_member_sees_only_their_own_membership(api: Api) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.routing import APIRoute
 
-from gonghui_shared.deps import PageDep, PrincipalDep, SessionDep
+from gonghui_shared.deps import PageDep, Principal, PrincipalDep, SessionDep, current_principal
 from gonghui_shared.errors import ERROR_RESPONSES, Forbidden, Unprocessable
 from gonghui_shared.pagination import PageOut, page_of
 from gonghui_shared.permissions import Action, Role
@@ -91,9 +93,7 @@ async def lookup_members(
     return await service.lookup_by_phone(session, principal, pii, body.phone)
 
 
-@router.get("/members/{member_no}", response_model=MemberRead)
-async def get_member(member_no: str, principal: PrincipalDep, request: Request) -> Response:
-    """One member by member number (会员编号)."""
+async def _member(request: Request, principal: Principal, member_no: str) -> Response:
     # The service's busiest read: through the runtime's read pool (asyncpg directly, see
     # `gonghui_shared.reads`) rather than a session, and serialised once here rather than
     # validated again against `MemberRead` by FastAPI.
@@ -108,6 +108,34 @@ async def get_member(member_no: str, principal: PrincipalDep, request: Request) 
     )
     read = service.to_read(member, member.org_name, principal, runtime.pii)
     return Response(read.model_dump_json(), media_type="application/json")
+
+
+class MemberLookupRoute(APIRoute):
+    """`GET /v1/members/{member_no}`: documented from `get_member`'s signature as any route
+    is, but served without FastAPI's dependency solving, a tenth of the lookup's CPU time.
+    Its inputs need none: the member number is any text of the path, and the caller is
+    resolved by `current_principal` itself, as `PrincipalDep` resolves it."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        async def handle(request: Request) -> Response:
+            principal = await current_principal(request)
+            return await _member(request, principal, request.path_params["member_no"])
+
+        return handle
+
+
+async def get_member(member_no: str, principal: PrincipalDep, request: Request) -> Response:
+    """One member by member number (会员编号)."""
+    return await _member(request, principal, member_no)
+
+
+router.add_api_route(
+    "/members/{member_no}",
+    get_member,
+    methods=["GET"],
+    response_model=MemberRead,
+    route_class_override=MemberLookupRoute,
+)
 
 
 @router.get("/members/{member_no}/history")
