@@ -196,13 +196,14 @@ async def fetch(
     return records
 
 
-_POSTGRES = pg_asyncpg.dialect()
+# The dialect statements are compiled with for asyncpg, here and in the audit writer.
+POSTGRES_DIALECT = pg_asyncpg.dialect()
 
 
 @lru_cache(maxsize=512)
 def postgres_sql(statement: ClauseElement) -> tuple[str, tuple[str, ...]]:
     """A statement as asyncpg runs it: its text and its parameters' names in order ($1, $2,
     ...), compiled once by SQLAlchemy's asyncpg dialect."""
-    compiled = statement.compile(dialect=_POSTGRES)
+    compiled = statement.compile(dialect=POSTGRES_DIALECT)
     assert isinstance(compiled, SQLCompiler)
     return compiled.string, tuple(compiled.positiontup or ())

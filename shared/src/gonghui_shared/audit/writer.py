@@ -20,11 +20,10 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from gonghui_shared.db import Database, driver_records
-from gonghui_shared.reads import ReadPool, postgres_sql
+from gonghui_shared.reads import POSTGRES_DIALECT, ReadPool, postgres_sql
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ class AuditWriter:
     async def _store(self, rows: list[dict[str, Any]]) -> None:
         try:
             if self.reads.direct:
-                records = driver_records(self.table, self._keys, rows, _POSTGRES)
+                records = driver_records(self.table, self._keys, rows, POSTGRES_DIALECT)
                 await self.reads.run(partial(_append, self._append_sql, records))
             else:
                 async with self.db.engine.begin() as conn:
@@ -91,9 +90,6 @@ class AuditWriter:
                     "actors": sorted({str(r["subject"]) for r in rows}),
                 },
             )
-
-
-_POSTGRES = pg_asyncpg.dialect()
 
 
 async def _append(sql: str, records: list[list[Any]], connection: asyncpg.Connection) -> None:
