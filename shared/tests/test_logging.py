@@ -20,6 +20,7 @@ from gonghui_shared.logging import (
     BatchedLines,
     JsonFormatter,
     configure_logging,
+    log_access,
     request_id_var,
 )
 
@@ -95,6 +96,10 @@ def test_uvicorn_writes_no_access_line_of_its_own(capsys: pytest.CaptureFixture[
     saved = root.handlers[:], root.level
     access = logging.getLogger("uvicorn.access")
     saved_access = access.handlers[:], access.propagate
+    # A uvicorn server started earlier in the session (log_level="warning") leaves its level.
+    error = logging.getLogger("uvicorn.error")
+    saved_error_level = error.level
+    error.setLevel(logging.NOTSET)
     try:
         configure_logging("membership", "INFO")
         assert not access.hasHandlers()  # what uvicorn's HTTP protocol asks
@@ -110,6 +115,7 @@ def test_uvicorn_writes_no_access_line_of_its_own(capsys: pytest.CaptureFixture[
         root.handlers[:], level = saved
         root.setLevel(level)
         access.handlers[:], access.propagate = saved_access
+        error.setLevel(saved_error_level)
 
 
 def test_a_number_orjson_refuses_is_still_written() -> None:
@@ -174,3 +180,43 @@ def test_a_full_batch_is_written_without_waiting() -> None:
             access.info("%d %s", n, "x" * 1000)
         written = _messages(stream)  # whole lines, in order, long before the interval
         assert written and written == [f"{n} {'x' * 1000}" for n in range(len(written))]
+
+
+def test_an_access_line_made_without_a_record_is_the_line_a_record_makes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`log_access` writes, under `configure_logging`'s handler alone, what the access
+    logger's record would have written; with anything else set up (here a capture, as a
+    test's caplog) it logs the record, which that sees."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    fields: dict[str, object] = {"status": 404, "ms": 0.7, "route": "/v1/members/{member_no}"}
+    token = request_id_var.set("00000000000000aa")
+    try:
+        configure_logging("membership", "INFO")
+        handler = root.handlers[0]
+        log_access("GET /v1/members/5309212026000001 404", fields)
+        logging.getLogger(ACCESS_LOGGER).info(
+            "%s %s %d", "GET", "/v1/members/5309212026000001", 404, extra=fields
+        )
+        assert capsys.readouterr().err == ""  # both batched
+        handler.flush()
+        made, logged = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+        assert ISO_MILLIS.fullmatch(str(made.pop("ts"))) and logged.pop("ts")
+        assert made == logged
+        assert made["logger"] == ACCESS_LOGGER and made["request_id"] == "00000000000000aa"
+
+        captured: list[logging.LogRecord] = []
+        capture = logging.Handler()
+        capture.emit = captured.append  # type: ignore[method-assign]
+        root.addHandler(capture)
+        log_access("GET /v1/orgs 200", {"status": 200, "ms": 1.0, "route": "/v1/orgs"})
+        root.removeHandler(capture)
+        assert [(r.name, r.getMessage(), r.__dict__["route"]) for r in captured] == [
+            (ACCESS_LOGGER, "GET /v1/orgs 200", "/v1/orgs")
+        ]
+    finally:
+        request_id_var.reset(token)
+        root.handlers[0].close()
+        root.handlers[:], level = saved
+        root.setLevel(level)

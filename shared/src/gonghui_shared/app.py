@@ -33,13 +33,13 @@ from gonghui_shared.bus import Subscription
 from gonghui_shared.bus.consumer import ConsumerTables
 from gonghui_shared.deadletters.endpoints import dead_letter_router
 from gonghui_shared.errors import error_response, install_error_handlers
-from gonghui_shared.logging import ACCESS_LOGGER, configure_logging, request_id_var
+from gonghui_shared.hot_routes import serve_hot_routes
+from gonghui_shared.logging import configure_logging, log_access, request_id_var
 from gonghui_shared.runtime import ServiceRuntime, build_verifier, startup_frozen
 from gonghui_shared.settings import ServiceSettings
 from gonghui_shared.tracing import TRACE_HEADERS, Tracing, mark_failed
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger(ACCESS_LOGGER)
 
 StartupHook = Callable[[FastAPI, ServiceRuntime], Awaitable[None]]
 ShutdownHook = Callable[[FastAPI], Awaitable[None]]
@@ -136,12 +136,9 @@ class RequestContextMiddleware:
                 if status >= 500:
                     mark_failed(span, description=f"HTTP {status}")
             if template not in _OPERATIONS_PATHS:
-                access_log.info(
-                    "%s %s %d",
-                    method,
-                    scope["path"],
-                    status,
-                    extra={"status": status, "ms": round(elapsed * 1000, 1), "route": template},
+                log_access(
+                    f"{method} {scope['path']} {status}",
+                    {"status": status, "ms": round(elapsed * 1000, 1), "route": template},
                 )
             request_id_var.reset(token)
 
@@ -303,4 +300,5 @@ def create_service_app(
                 ConsumerTables.beside(inbox).dead_letters, audit_principal or current_principal
             )
         )
+    serve_hot_routes(app)
     return app

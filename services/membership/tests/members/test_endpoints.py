@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import fastapi.routing
 import pytest
 from sqlalchemy import func, select
 
 from gonghui_shared.permissions import Role
+from gonghui_shared.testing import count_dependency_solving
 from membership.base import outbox
 from membership.members.schemas import MemberRead
 from membership.testing import Api, valid_id_number
@@ -113,14 +113,7 @@ async def test_the_lookup_is_served_without_fastapi_s_dependency_solving_yet_as_
     still shows the parameter, the security scheme and `MemberRead`."""
     county, village, other = await two_villages(api)
     member_no = (await api.member(county, village))["member"]["member_no"]
-    solved: list[str] = []
-    solve = fastapi.routing.solve_dependencies
-
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        solved.append(kwargs["request"].url.path)
-        return await solve(*args, **kwargs)
-
-    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+    solved = count_dependency_solving(monkeypatch)
     path = f"/v1/members/{member_no}"
     found = await api.ok("GET", path, as_=api.headers(Role.county_admin, county))
     assert found["member_no"] == member_no

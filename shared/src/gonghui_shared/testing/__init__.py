@@ -11,6 +11,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -184,3 +185,19 @@ async def check_migrations(alembic_ini: Path, metadata: MetaData, url: str) -> N
         await migrate(alembic_ini, url)
     finally:
         await engine.dispose()
+
+
+def count_dependency_solving(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the requests FastAPI solves dependencies for from now on (a hot
+    route's plain requests are not among them)."""
+    import fastapi.routing
+
+    solved: list[str] = []
+    solve = fastapi.routing.solve_dependencies
+
+    async def counted(*args: object, **kwargs: Any) -> object:
+        solved.append(kwargs["request"].url.path)
+        return await solve(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+    return solved

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.routing import APIRoute
 
 from gonghui_shared.deps import PageDep, Principal, PrincipalDep, SessionDep, current_principal
 from gonghui_shared.errors import ERROR_RESPONSES, Forbidden, Unprocessable
+from gonghui_shared.hot_routes import HotRoute
 from gonghui_shared.pagination import PageOut, page_of
 from gonghui_shared.permissions import Action, Role
 from gonghui_shared.runtime import ServiceRuntime
@@ -110,18 +109,16 @@ async def _member(request: Request, principal: Principal, member_no: str) -> Res
     return Response(read.model_dump_json(), media_type="application/json")
 
 
-class MemberLookupRoute(APIRoute):
+class MemberLookupRoute(HotRoute):
     """`GET /v1/members/{member_no}`: documented from `get_member`'s signature as any route
-    is, but served without FastAPI's dependency solving, a tenth of the lookup's CPU time.
-    Its inputs need none: the member number is any text of the path, and the caller is
-    resolved by `current_principal` itself, as `PrincipalDep` resolves it."""
+    is, but served ahead of FastAPI's router and dependency solving (`HotRoute`), which
+    cost a third of the lookup's CPU time. Its inputs need neither: the member number is
+    any text of the path, and the caller is resolved by `current_principal` itself, as
+    `PrincipalDep` resolves it."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        async def handle(request: Request) -> Response:
-            principal = await current_principal(request)
-            return await _member(request, principal, request.path_params["member_no"])
-
-        return handle
+    async def serve(self, request: Request, inputs: dict[str, Any]) -> Response:
+        principal = await current_principal(request)
+        return await _member(request, principal, inputs["member_no"])
 
 
 async def get_member(member_no: str, principal: PrincipalDep, request: Request) -> Response:
