@@ -23,6 +23,7 @@ from gonghui_shared.bus.connection import dead_letter_subject, stream_name
 from gonghui_shared.contracts import EventEnvelope
 from gonghui_shared.db import Database
 from gonghui_shared.permissions import Role
+from gonghui_shared.runtime import FULL_COLLECTION_EVERY
 from gonghui_shared.testing import auth_header, token_for
 from gonghui_shared.testing.busdb import metadata
 from gonghui_shared.testing.probe import (
@@ -89,12 +90,15 @@ def unreplayed(durable: str) -> float:
 async def test_a_running_service_keeps_its_start_up_objects_from_the_collector(
     settings: ProbeSettings,
 ) -> None:
-    """gc.freeze after start-up: full collections walk only what requests made (the
-    gateway's p99 was their pauses); shutdown gives the objects back."""
-    frozen_before = gc.get_freeze_count()
+    """gc.freeze after start-up: full collections walk only what requests made, and come
+    a tenth as often (the gateway's p99 was their pauses); shutdown gives the objects
+    back and the collector its thresholds."""
+    frozen_before, thresholds = gc.get_freeze_count(), gc.get_threshold()
     async with probe_app(settings):
         assert gc.get_freeze_count() > frozen_before
-    assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == (*thresholds[:2], FULL_COLLECTION_EVERY)
+        assert 10 * thresholds[2] <= FULL_COLLECTION_EVERY
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == thresholds
 
 
 async def test_poison_event_is_set_aside_and_replayed_once_fixed(
