@@ -18,6 +18,7 @@ order of the routes decides as before.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -29,8 +30,9 @@ from starlette.types import Receive, Scope, Send
 _INPUTS = "gonghui.hot_inputs"
 
 
-class HotRoute(APIRoute):
-    """A GET route whose plain requests `serve` answers ahead of FastAPI's router."""
+class HotRoute(APIRoute, ABC):
+    """A GET route whose plain requests `serve` answers ahead of FastAPI's router; a
+    service's route class (`route_class_override`) says how."""
 
     def plain_inputs(self, scope: Scope, path_params: dict[str, Any]) -> Any | None:
         """What `serve` needs, when FastAPI would surely accept the request as it is;
@@ -38,8 +40,9 @@ class HotRoute(APIRoute):
         (a `str` parameter takes any text of its path segment)."""
         return path_params
 
+    @abstractmethod
     async def serve(self, request: Request, inputs: Any) -> Response:
-        raise NotImplementedError
+        """The answer to a plain request, from what `plain_inputs` found in it."""
 
 
 class _Ahead(BaseRoute):

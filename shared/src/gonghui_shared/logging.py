@@ -48,10 +48,9 @@ class JsonFormatter(logging.Formatter):
         return f"{text}.{int((created - whole) * 1000):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = self._entry(record.created, record.levelname.lower(), record.name)
-        entry["msg"] = record.getMessage()
-        if request_id := request_id_var.get():
-            entry["request_id"] = request_id
+        entry = self._entry(
+            record.created, record.levelname.lower(), record.name, record.getMessage()
+        )
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
@@ -59,21 +58,22 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = self.formatException(record.exc_info)
         return self._encode(entry)
 
-    def _entry(self, created: float, level: str, logger: str) -> dict[str, object]:
-        return {
+    def _entry(self, created: float, level: str, logger: str, msg: str) -> dict[str, object]:
+        entry: dict[str, object] = {
             "ts": self._timestamp(created),
             "level": level,
             "service": self.service,
             "logger": logger,
+            "msg": msg,
         }
+        if request_id := request_id_var.get():
+            entry["request_id"] = request_id
+        return entry
 
     def access_line(self, msg: str, fields: dict[str, object]) -> str:
         """The line `format` writes for an INFO record of the access logger with `fields`
         as its extra, made without the record (`log_access`)."""
-        entry = self._entry(time.time(), "info", ACCESS_LOGGER)
-        entry["msg"] = msg
-        if request_id := request_id_var.get():
-            entry["request_id"] = request_id
+        entry = self._entry(time.time(), "info", ACCESS_LOGGER, msg)
         entry.update(fields)
         return self._encode(entry)
 
@@ -119,32 +119,28 @@ class BatchedLines(logging.StreamHandler[TextIO]):
         except Exception:  # noqa: BLE001 - logging's contract: report, never raise
             self.handleError(record)
             return
-        self._waiting.append(line)
-        self._waiting_chars += len(line)
         batched = record.name == ACCESS_LOGGER and record.levelno <= logging.INFO
-        if not batched or self._waiting_chars >= self.BATCH_CHARS:
-            self._write_waiting(record)
-        elif self._flusher is None:
-            self._start_flusher()
-
-    def _start_flusher(self) -> None:
-        self._flusher = threading.Thread(
-            target=self._flush_every_while_open, name="log-flusher", daemon=True
-        )
-        self._flusher.start()
+        self._add(line, batched, record)
 
     def add_access_line(self, line: str) -> None:
         """An access line made already (`log_access`): batched as `emit` batches it."""
         self.acquire()
         try:
-            self._waiting.append(line)
-            self._waiting_chars += len(line)
-            if self._waiting_chars >= self.BATCH_CHARS:
-                self._write_waiting()
-            elif self._flusher is None:
-                self._start_flusher()
+            self._add(line, batched=True)
         finally:
             self.release()
+
+    def _add(self, line: str, batched: bool, record: logging.LogRecord | None = None) -> None:
+        # Called with the handler's lock held.
+        self._waiting.append(line)
+        self._waiting_chars += len(line)
+        if not batched or self._waiting_chars >= self.BATCH_CHARS:
+            self._write_waiting(record)
+        elif self._flusher is None:
+            self._flusher = threading.Thread(
+                target=self._flush_every_while_open, name="log-flusher", daemon=True
+            )
+            self._flusher.start()
 
     def flush(self) -> None:
         self.acquire()
