@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from gonghui_shared import keys
 from gonghui_shared.ids import new_id
 from gonghui_shared.keys import DevKeyInProduction
-from gonghui_shared.pii import PiiCipher, mask_id_number, mask_phone
+from gonghui_shared.pii import PREFIX, PiiCipher, mask_id_number, mask_phone
 from gonghui_shared.runtime import load_verifier
 from gonghui_shared.settings import ServiceSettings
 
@@ -27,6 +27,49 @@ def test_encryption_round_trip_and_key_rotation() -> None:
     assert PiiCipher([new], b"h").decrypt(rotated) == "530921199001011234"
     with pytest.raises(InvalidToken):
         PiiCipher([new], b"h").decrypt(token)
+
+
+def test_values_are_aes_gcm_sealed_under_the_newest_key() -> None:
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    cipher = PiiCipher([new, old], b"h")
+    first, second = cipher.encrypt("530921199001011234"), cipher.encrypt("530921199001011234")
+    assert first.startswith(PREFIX) and first != second  # a fresh nonce each time
+    assert len(first) < 80 and "530921" not in first
+    assert cipher.decrypt(first) == cipher.decrypt(second) == "530921199001011234"
+    assert cipher.is_current(first)
+    # The key is named in the value: one configured with the new key alone opens it.
+    assert PiiCipher([new], b"h").decrypt(first) == "530921199001011234"
+    assert not PiiCipher([old, new], b"h").is_current(first)
+    with pytest.raises(InvalidToken):
+        PiiCipher([old], b"h").decrypt(first)
+
+
+def test_values_written_as_fernet_tokens_are_read_and_rotated_to_aes_gcm() -> None:
+    key = Fernet.generate_key()
+    legacy = Fernet(key).encrypt(b"+8613800138000").decode()  # as stored before AES-GCM
+    cipher = PiiCipher([key], b"h")
+    assert cipher.decrypt(legacy) == "+8613800138000"
+    assert not cipher.is_current(legacy)  # the same key, the old form: rotation rewrites it
+    rotated = cipher.rotate(legacy)
+    assert rotated.startswith(PREFIX) and cipher.is_current(rotated)
+    assert cipher.decrypt(rotated) == "+8613800138000"
+
+
+@pytest.mark.parametrize("damage", ["flip", "unknown key", "not base64", "too short", "empty"])
+def test_a_damaged_or_foreign_value_is_an_invalid_token(damage: str) -> None:
+    key = Fernet.generate_key()
+    cipher = PiiCipher([key], b"h")
+    token = cipher.encrypt("530921199001011234")
+    damaged = {
+        "flip": token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:],
+        "unknown key": PiiCipher([Fernet.generate_key()], b"h").encrypt("530921199001011234"),
+        "not base64": PREFIX + "!!!!",
+        "too short": PREFIX + "AAAA",
+        "empty": "",
+    }[damage]
+    with pytest.raises(InvalidToken):
+        cipher.decrypt(damaged)
+    assert not cipher.is_current(damaged)
 
 
 def test_lookup_hash_is_keyed_and_stable() -> None:

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from gonghui_shared.permissions import Action, Role
-from gonghui_shared.pii import PiiCipher
+from gonghui_shared.pii import PREFIX, PiiCipher
 from gonghui_shared.pii_rotation import encrypted_tables, rotate_personal_data
 from gonghui_shared.testing import use_pii_keys
 from membership.cli import main
@@ -201,3 +201,45 @@ async def test_an_interrupted_rotation_resumes_and_unreadable_rows_are_named(
     assert "applications             read 5: re-encrypted 2, already current 2, " in output
     assert f"1 rows open with none of the configured keys (applications/{lost['id']})" in output
     assert "keep the old keys" in output
+
+
+async def test_values_stored_as_fernet_tokens_are_rewritten_with_aes_gcm_under_the_same_key(
+    api: Api,
+    app: FastAPI,
+    keys: Keys,
+    operator_env: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    keys.use(KEY_A)
+    county, _, village = await api.tree()
+    person = applicant()
+    member_no = (await api.member(county, village, **person))["member"]["member_no"]
+    # The rows as a release before AES-GCM wrote them: every value a Fernet token of key A.
+    cipher, legacy = app.state.runtime.pii, Fernet(KEY_A.encode())
+    async with app.state.runtime.db.transaction() as session:
+        for spec in encrypted_tables(Base.metadata):
+            for row in (await session.execute(select(spec.table))).all():
+                old = {c.name: getattr(row, c.name) for c in spec.encrypted}
+                await session.execute(
+                    spec.table.update()
+                    .where(spec.key == getattr(row, spec.key.name))
+                    .values(
+                        {
+                            name: legacy.encrypt(cipher.decrypt(value).encode()).decode()
+                            for name, value in old.items()
+                            if value is not None
+                        }
+                    )
+                )
+    assert not any(v.startswith(PREFIX) for v in await encrypted_values(app))
+    member = await api.ok("GET", f"/v1/members/{member_no}")  # still read as they are
+    assert (member["id_number"], member["phone"]) == (person["id_number"], "+86" + person["phone"])
+
+    operator_env(KEY_A)  # no new key: the rotation rewrites the old form alone
+    code, output = await rotate(capsys, "--quiet")
+    assert code == 0, output
+    assert "re-encrypted 2 rows of 2" in output  # the member and its application
+    stored = await encrypted_values(app)
+    assert len(stored) == 4 and all(cipher.is_current(v) for v in stored)
+    member = await api.ok("GET", f"/v1/members/{member_no}")
+    assert (member["id_number"], member["phone"]) == (person["id_number"], "+86" + person["phone"])

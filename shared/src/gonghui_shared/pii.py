@@ -1,47 +1,114 @@
 """Personal data: encrypted at rest, looked up by keyed hash, masked on output.
 
-ID numbers and phone numbers are encrypted with Fernet (AES + HMAC); several
-keys may be configured, newest first, so old rows stay readable while keys
-rotate. Lookup and duplicate detection use an HMAC of the normalised value,
-never the plain value.
+ID numbers and phone numbers are encrypted with AES-256-GCM. The configured keys are
+Fernet keys (what `GONGHUI_PII_KEYS` has always held), newest first; each one's AES key is
+derived from it with HKDF, and a value names the key it was written with, so old rows stay
+readable while keys rotate. A value is `g1.` and, in unpadded URL-safe base64, the key's
+4-byte id, a 12-byte random nonce and the ciphertext with its tag.
+
+Values written before AES-GCM are Fernet tokens (AES-128-CBC with HMAC-SHA256), read as
+before. They cost seven times as much to open (14 µs against 2 µs, twice on every member
+lookup that shows personal data): `rotate-pii-keys` rewrites them in the new form, as it
+rewrites a value under an older key.
+
+Lookup and duplicate detection use an HMAC of the normalised value, never the plain value.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import os
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+__all__ = ["InvalidToken", "PiiCipher", "mask_id_number", "mask_phone"]
+
+PREFIX = "g1."  # never the start of a Fernet token, which is base64 of the byte 0x80: "gA"
+_KEY_ID_BYTES = 4
+_NONCE_BYTES = 12
+
+
+def _derived(fernet_key: bytes, purpose: bytes, length: int) -> bytes:
+    """Bytes for `purpose` from a configured Fernet key's 32 bytes, through HKDF-SHA256."""
+    info = b"gonghui personal data, AES-256-GCM v1: " + purpose
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info)
+    return hkdf.derive(base64.urlsafe_b64decode(fernet_key))
 
 
 class PiiCipher:
     def __init__(self, keys: list[bytes], hash_key: bytes) -> None:
         if not keys:
             raise ValueError("at least one personal-data key is required")
-        self._fernet = MultiFernet([Fernet(k) for k in keys])
-        self._newest = Fernet(keys[0])
+        self._legacy = MultiFernet([Fernet(k) for k in keys])  # checks each key's form too
+        self._aeads: dict[bytes, AESGCM] = {}
+        for key in keys:
+            key_id = _derived(key, b"key id", _KEY_ID_BYTES)
+            self._aeads.setdefault(key_id, AESGCM(_derived(key, b"key", 32)))
+        self._newest_id = next(iter(self._aeads))
+        self._newest = self._aeads[self._newest_id]
         self._hash_key = hash_key
 
     def encrypt(self, value: str) -> str:
-        return self._fernet.encrypt(value.encode()).decode()
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._newest.encrypt(nonce, value.encode(), None)
+        return PREFIX + _b64(self._newest_id + nonce + sealed)
 
     def decrypt(self, token: str) -> str:
-        return self._fernet.decrypt(token.encode()).decode()
+        """The plain value; `InvalidToken` if no configured key opens it."""
+        if not token.startswith(PREFIX):
+            return self._legacy.decrypt(token.encode()).decode()
+        key_id, nonce, sealed = self._parts(token)
+        aead = self._aeads.get(key_id)
+        if aead is None:
+            raise InvalidToken
+        try:
+            return aead.decrypt(nonce, sealed, None).decode()
+        except InvalidTag:
+            raise InvalidToken from None
 
     def rotate(self, token: str) -> str:
-        """Re-encrypt with the newest key."""
-        return self._fernet.rotate(token.encode()).decode()
+        """Re-encrypt with the newest key, in the current form."""
+        return self.encrypt(self.decrypt(token))
 
     def is_current(self, token: str) -> bool:
-        """Whether the newest key opens `token`: a rotation can leave it as it is."""
+        """Whether `token` is in the current form and the newest key opens it: a rotation
+        can leave it as it is."""
+        if not token.startswith(PREFIX):
+            return False
         try:
-            self._newest.decrypt(token.encode())
-        except InvalidToken:
+            key_id, nonce, sealed = self._parts(token)
+            if key_id != self._newest_id:
+                return False
+            self._newest.decrypt(nonce, sealed, None)
+        except (InvalidToken, InvalidTag):
             return False
         return True
 
     def lookup_hash(self, value: str) -> str:
         return hmac.new(self._hash_key, value.encode(), hashlib.sha256).hexdigest()
+
+    @staticmethod
+    def _parts(token: str) -> tuple[bytes, bytes, bytes]:
+        text = token[len(PREFIX) :]
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except (binascii.Error, ValueError):
+            raise InvalidToken from None
+        if len(raw) < _KEY_ID_BYTES + _NONCE_BYTES + 16:  # 16: the GCM tag
+            raise InvalidToken
+        nonce_end = _KEY_ID_BYTES + _NONCE_BYTES
+        return raw[:_KEY_ID_BYTES], raw[_KEY_ID_BYTES:nonce_end], raw[nonce_end:]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def mask_id_number(number: str) -> str:
