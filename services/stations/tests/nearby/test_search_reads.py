@@ -13,6 +13,7 @@ from sqlalchemy import exc as sa_exc
 from gonghui_shared.errors import is_database_outage
 from gonghui_shared.ids import new_id
 from gonghui_shared.reads import Reader, ReadPool
+from gonghui_shared.testing import count_dependency_solving
 from stations.nearby import service as nearby
 from stations.testing import Api, insert_stations, point_at, station_values
 
@@ -135,3 +136,31 @@ async def test_repeated_and_unknown_query_parameters_are_read_as_before(
     assert page["minutes"] == 15
     assert [i["id"] for i in page["items"]] == [rows[1]["id"], rows[2]["id"]]
     assert [i["id"] for i in both["items"]] == [rows[1]["id"]]
+
+
+async def test_a_valid_search_is_served_without_fastapi_s_dependency_solving(
+    app: FastAPI, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`NearbyRoute` answers a search whose query is valid ahead of FastAPI; a query it
+    cannot read goes through FastAPI, which refuses it (422, naming the field) as before,
+    and the caller is still required on the fast path."""
+    row = station_values(
+        *point_at(*CENTRE, 0, 100),
+        host_org_id=HOST["id"],
+        host_org_path=HOST["path"],
+        amenities=["drinking_water"],
+    )
+    await insert_stations(app.state.runtime, [row])
+    solved = count_dependency_solving(monkeypatch)
+    query = {"lon": CENTRE[0], "lat": CENTRE[1], "amenity": "drinking_water", "minutes": 15}
+
+    page = await api.ok("GET", "/v1/stations/nearby", params=query)
+    assert [item["id"] for item in page["items"]] == [row["id"]]
+    assert solved == []
+    anonymous = await api.client.get("/v1/stations/nearby", params=query)
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["request_id"]
+    assert solved == []
+
+    refused = await api.ok("GET", "/v1/stations/nearby", params=query | {"lat": 91}, expect=422)
+    assert [d["field"] for d in refused["error"]["details"]] == ["lat"]
+    assert solved == ["/v1/stations/nearby"]

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import QueryParams
 
 from stations.geo import Crs
 from stations.stations.models import StationType
@@ -46,6 +47,14 @@ class NearbyParams(BaseModel):
     cursor: str | None = Field(None, description="`next_cursor` of the previous page")
 
 
+def parse_nearby_query(query: QueryParams) -> NearbyParams:
+    """The query as `NearbyParams`; raises pydantic's ValidationError."""
+    values: dict[str, Any] = dict(query)  # a repeated parameter: its last value, as FastAPI
+    if "amenity" in values:
+        values["amenity"] = query.getlist("amenity")
+    return NearbyParams.model_validate(values)
+
+
 async def nearby_params(request: Request) -> NearbyParams:
     """The query parameters, validated at once as one model.
 
@@ -56,12 +65,8 @@ async def nearby_params(request: Request) -> NearbyParams:
     `NEARBY_PARAMETERS`. A coroutine on purpose: FastAPI runs a plain function dependency in
     a worker thread, a thread hand-off on every search.
     """
-    query = request.query_params
-    values: dict[str, Any] = dict(query)  # a repeated parameter: its last value, as FastAPI
-    if "amenity" in values:
-        values["amenity"] = query.getlist("amenity")
     try:
-        return NearbyParams.model_validate(values)
+        return parse_nearby_query(request.query_params)
     except ValidationError as exc:
         errors = [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
         raise RequestValidationError(errors) from None

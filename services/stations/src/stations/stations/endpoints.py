@@ -4,19 +4,36 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import ValidationError
 from pydantic_core import to_json
+from starlette.datastructures import QueryParams
+from starlette.types import Scope
 
-from gonghui_shared.deps import PageDep, PrincipalDep, RuntimeDep, SessionDep
+from gonghui_shared.deps import (
+    PageDep,
+    Principal,
+    PrincipalDep,
+    RuntimeDep,
+    SessionDep,
+    current_principal,
+)
 from gonghui_shared.errors import ERROR_RESPONSES
+from gonghui_shared.hot_routes import HotRoute
 from gonghui_shared.pagination import PageOut, page_of
 from gonghui_shared.permissions import Action
 from gonghui_shared.runtime import ServiceRuntime
 from stations.config import StationsSettings
 from stations.nearby import service as nearby
-from stations.nearby.schemas import NEARBY_PARAMETERS, NearbyPage, NearbyParams, nearby_params
+from stations.nearby.schemas import (
+    NEARBY_PARAMETERS,
+    NearbyPage,
+    NearbyParams,
+    nearby_params,
+    parse_nearby_query,
+)
 from stations.stations import repository, service
 from stations.stations.models import StationStatus, StationType
 from stations.stations.schemas import (
@@ -35,25 +52,13 @@ router = APIRouter(tags=["stations"], responses=ERROR_RESPONSES)
 # above the `{station_id}` routes here, so that `{station_id}` does not swallow them.
 
 
-@router.get(
-    "/v1/stations/nearby",
-    tags=["nearby"],
-    response_model=NearbyPage,
-    openapi_extra=NEARBY_PARAMETERS,
-)
-async def nearby_stations(
-    q: Annotated[NearbyParams, Depends(nearby_params)],
-    principal: PrincipalDep,
-    request: Request,
-) -> Response:
-    """Active stations within walking minutes (default 15) or a radius of a point, nearest first."""
+async def _nearby(request: Request, principal: Principal, q: NearbyParams) -> Response:
     principal.require(Action.stations_read)
     # The hot path of the service (the 15-minute circle, p99 < 10 ms at 100,000 stations), so
-    # it skips what it does not need: FastAPI's per-parameter query handling (one model
-    # instead, see `nearby_params`), the runtime straight from the app (the shared dependency
-    # is a plain function, run in a worker thread), the request's session (asyncpg on the
-    # runtime's read pool instead, see `gonghui_shared.reads`), and models for the page (plain
-    # data, serialised once; its shape is `NearbyPage`'s, checked by the tests).
+    # it skips what it does not need: FastAPI's router and dependency solving (`NearbyRoute`),
+    # the request's session (asyncpg on the runtime's read pool instead, see
+    # `gonghui_shared.reads`), and models for the page (plain data, serialised once; its shape
+    # is `NearbyPage`'s, checked by the tests).
     runtime: ServiceRuntime = request.app.state.runtime
     settings = runtime.settings
     assert isinstance(settings, StationsSettings)
@@ -61,6 +66,42 @@ async def nearby_stations(
         partial(nearby.search, **dict(q), speed_kmh=settings.walking_speed_kmh)
     )
     return Response(to_json(page), media_type="application/json")
+
+
+class NearbyRoute(HotRoute):
+    """`GET /v1/stations/nearby`, served ahead of FastAPI's router and dependency solving
+    (`HotRoute`) when its query is valid as it is; any other goes through FastAPI, whose
+    `nearby_params` refuses it with the same 422. The caller is resolved by
+    `current_principal` itself, as `PrincipalDep` resolves it."""
+
+    def plain_inputs(self, scope: Scope, path_params: dict[str, Any]) -> NearbyParams | None:
+        try:
+            return parse_nearby_query(QueryParams(scope["query_string"]))
+        except ValidationError:
+            return None
+
+    async def serve(self, request: Request, inputs: NearbyParams) -> Response:
+        return await _nearby(request, await current_principal(request), inputs)
+
+
+async def nearby_stations(
+    q: Annotated[NearbyParams, Depends(nearby_params)],
+    principal: PrincipalDep,
+    request: Request,
+) -> Response:
+    """Active stations within walking minutes (default 15) or a radius of a point, nearest first."""
+    return await _nearby(request, principal, q)
+
+
+router.add_api_route(
+    "/v1/stations/nearby",
+    nearby_stations,
+    methods=["GET"],
+    tags=["nearby"],
+    response_model=NearbyPage,
+    openapi_extra=NEARBY_PARAMETERS,
+    route_class_override=NearbyRoute,
+)
 
 
 @router.get("/v1/amenities")
