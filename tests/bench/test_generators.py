@@ -75,9 +75,20 @@ def server() -> Iterator[tuple[str, Seen]]:
     thread.start()
     assert started.wait(10)
     yield f"http://127.0.0.1:{port[0]}", seen
-    loop.call_soon_threadsafe(task.cancel)
+
+    async def stop() -> None:
+        # The server and every connection it still holds (wrk keeps them alive): each
+        # closes its socket while the loop runs, not when the loop is gone.
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for pending in tasks:
+            pending.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+    assert task.done()
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
+    loop.close()
 
 
 def writes(n: int) -> list[dict[str, object]]:
