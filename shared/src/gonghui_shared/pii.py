@@ -28,8 +28,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["InvalidToken", "PiiCipher", "mask_id_number", "mask_phone"]
-
 PREFIX = "g1."  # never the start of a Fernet token, which is base64 of the byte 0x80: "gA"
 _KEY_ID_BYTES = 4
 _NONCE_BYTES = 12
@@ -64,14 +62,7 @@ class PiiCipher:
         """The plain value; `InvalidToken` if no configured key opens it."""
         if not token.startswith(PREFIX):
             return self._legacy.decrypt(token.encode()).decode()
-        key_id, nonce, sealed = self._parts(token)
-        aead = self._aeads.get(key_id)
-        if aead is None:
-            raise InvalidToken
-        try:
-            return aead.decrypt(nonce, sealed, None).decode()
-        except InvalidTag:
-            raise InvalidToken from None
+        return self._open(token)[1]
 
     def rotate(self, token: str) -> str:
         """Re-encrypt with the newest key, in the current form."""
@@ -83,28 +74,30 @@ class PiiCipher:
         if not token.startswith(PREFIX):
             return False
         try:
-            key_id, nonce, sealed = self._parts(token)
-            if key_id != self._newest_id:
-                return False
-            self._newest.decrypt(nonce, sealed, None)
-        except (InvalidToken, InvalidTag):
+            return self._open(token)[0] == self._newest_id
+        except InvalidToken:
             return False
-        return True
 
     def lookup_hash(self, value: str) -> str:
         return hmac.new(self._hash_key, value.encode(), hashlib.sha256).hexdigest()
 
-    @staticmethod
-    def _parts(token: str) -> tuple[bytes, bytes, bytes]:
+    def _open(self, token: str) -> tuple[bytes, str]:
+        """A current-form value's key id and plain value; `InvalidToken` if it is damaged or
+        no configured key is the one it names."""
         text = token[len(PREFIX) :]
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         except (binascii.Error, ValueError):
             raise InvalidToken from None
-        if len(raw) < _KEY_ID_BYTES + _NONCE_BYTES + 16:  # 16: the GCM tag
-            raise InvalidToken
         nonce_end = _KEY_ID_BYTES + _NONCE_BYTES
-        return raw[:_KEY_ID_BYTES], raw[_KEY_ID_BYTES:nonce_end], raw[nonce_end:]
+        key_id, nonce, sealed = raw[:_KEY_ID_BYTES], raw[_KEY_ID_BYTES:nonce_end], raw[nonce_end:]
+        aead = self._aeads.get(key_id)
+        if aead is None or len(sealed) < 16:  # 16: the GCM tag
+            raise InvalidToken
+        try:
+            return key_id, aead.decrypt(nonce, sealed, None).decode()
+        except InvalidTag:
+            raise InvalidToken from None
 
 
 def _b64(raw: bytes) -> str:
