@@ -84,7 +84,7 @@ def _app(db: Database, reads: ReadPool, trusted: str = "10.0.0.0/8") -> FastAPI:
     app.add_middleware(AuditMiddleware, table=audit_log, trusted_proxies=trusted)
     app.add_middleware(RequestContextMiddleware, service="audit-test")
     app.state.runtime = SimpleNamespace(
-        db=db, reads=reads, verifier=TokenVerifier(KEY.public_key())
+        db=db, reads=reads, verifier=TokenVerifier(KEY.public_key()), jwks=None
     )
 
     @app.post("/v1/orgs/{org_id}/things/{thing_no}", status_code=201)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
@@ -189,6 +190,41 @@ def test_production_settings_refuse_a_copy_of_a_generated_dev_key(
     message = str(refused.value)
     assert f"{variable} is the generated dev key {tmp_path / 'dev-keys'}/" in message
     assert message.count("is the generated dev key") == 1 and "is not set" not in message
+
+
+class IssuerSettings(ServiceSettings):
+    service_name = "issuer"
+    issues_tokens: ClassVar[bool] = True
+
+
+def test_keys_accepted_beside_the_signing_key_are_optional_but_never_a_dev_key(
+    tmp_path: Path,
+) -> None:
+    dev = keys.dev_key(tmp_path, "jwt_ed25519.pem", keys.new_ed25519_pem, production=False)
+    dev_public = keys.public_pem(keys.load_private_key(dev))
+    fresh = fresh_keys()
+    own = {
+        "jwt_private_key": keys.new_ed25519_pem().decode(),
+        "pii_keys": fresh["pii_keys"],
+        "pii_hash_key": fresh["pii_hash_key"],
+    }
+    assert IssuerSettings(data_dir=tmp_path, environment="production", **own).production
+    accepted = own | {"jwt_accepted_public_keys": fresh["jwt_public_key"]}
+    assert IssuerSettings(data_dir=tmp_path, environment="production", **accepted).production
+    # The dev key's public half among several: found, and refused.
+    with_dev = own | {"jwt_accepted_public_keys": fresh["jwt_public_key"] + dev_public}
+    with pytest.raises(ValidationError) as refused:
+        IssuerSettings(data_dir=tmp_path, environment="production", **with_dev)
+    message = str(refused.value)
+    assert "GONGHUI_JWT_ACCEPTED_PUBLIC_KEYS is the generated dev key" in message
+    assert "is not set" not in message
+    # A verifying service's several public keys are read the same way.
+    with pytest.raises(ValidationError, match="GONGHUI_JWT_PUBLIC_KEY is the generated dev key"):
+        DemoSettings(
+            data_dir=tmp_path,
+            environment="production",
+            **fresh | {"jwt_public_key": fresh["jwt_public_key"] + dev_public},
+        )
 
 
 def test_ids_sort_by_creation_time() -> None:

@@ -61,6 +61,8 @@ def needs_a_value(settings: type[ServiceSettings]) -> set[str]:
         # The others verify with the issuer's published keys, which makes the PEMs unneeded.
         needed -= {"GONGHUI_JWT_PRIVATE_KEY", "GONGHUI_JWT_PUBLIC_KEY"}
     needed.discard(ADMIN_PASSWORD)
+    # Set only while the signing key rotates (README, "Rotate keys"), and read by the issuer.
+    needed.discard("GONGHUI_JWT_ACCEPTED_PUBLIC_KEYS")
     return needed
 
 

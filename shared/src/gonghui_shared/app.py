@@ -35,7 +35,7 @@ from gonghui_shared.deadletters.endpoints import dead_letter_router
 from gonghui_shared.errors import error_response, install_error_handlers
 from gonghui_shared.hot_routes import serve_hot_routes
 from gonghui_shared.logging import configure_logging, log_access, request_id_var
-from gonghui_shared.runtime import ServiceRuntime, build_verifier, startup_frozen
+from gonghui_shared.runtime import JwksRefresher, ServiceRuntime, build_verifier, startup_frozen
 from gonghui_shared.settings import ServiceSettings
 from gonghui_shared.tracing import TRACE_HEADERS, Tracing, mark_failed
 
@@ -255,9 +255,9 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
-        runtime = ServiceRuntime.create(
-            settings, outbox, await build_verifier(settings), tracing=tracing
-        )
+        verifier = await build_verifier(settings)
+        runtime = ServiceRuntime.create(settings, outbox, verifier, tracing=tracing)
+        runtime.jwks = JwksRefresher.for_settings(settings, verifier)
         app.state.runtime = runtime
         if on_startup is not None:
             await on_startup(app, runtime)

@@ -103,6 +103,15 @@ class VerifiedToken:
 VERIFIED_TOKENS_KEPT = 4096
 
 
+class UnknownSigningKey(Unauthorized):
+    """A token naming a key (`kid`) the verifier does not hold, and no key it holds
+    verified: to the caller an invalid token like any other; to a service verifying with
+    the gateway's JWKS, the sign to fetch it again (the key may be new)."""
+
+    message = "The token is invalid"
+    message_zh = "令牌无效"
+
+
 class TokenVerifier:
     """Verifies tokens with one public key, or with each key of a JWKS (picked by `kid`)."""
 
@@ -120,6 +129,18 @@ class TokenVerifier:
     @property
     def public_keys(self) -> list[Ed25519PublicKey]:
         return list(self._keys.values())
+
+    def replace_keys(self, public_keys: Sequence[Ed25519PublicKey]) -> tuple[set[str], set[str]]:
+        """Verify with these keys from now on; the ids of the keys added and withdrawn. A
+        token already verified with a withdrawn key is forgotten, so it is refused at once."""
+        if not public_keys:
+            raise ValueError("a verifier needs at least one public key")
+        keys = {key_id(key): key for key in public_keys}
+        added, withdrawn = keys.keys() - self._keys.keys(), self._keys.keys() - keys.keys()
+        self._keys = keys
+        if withdrawn:
+            self._verified.clear()
+        return set(added), set(withdrawn)
 
     def verify(self, token: str) -> Principal:
         return self.decode(token).principal
@@ -168,6 +189,8 @@ class TokenVerifier:
                 raise Unauthorized("The token has expired", "令牌已过期") from exc
             except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
                 raise invalid from exc
+        if isinstance(kid, str) and kid not in self._keys:
+            raise UnknownSigningKey()
         raise invalid
 
 
@@ -262,8 +285,15 @@ class BearerPrincipal(HTTPBearer):
         token = bearer_token(request)
         if token is None:
             raise Unauthorized()
-        verifier: TokenVerifier = request.app.state.runtime.verifier
-        principal = verifier.verify(token)
+        runtime = request.app.state.runtime
+        verifier: TokenVerifier = runtime.verifier
+        try:
+            principal = verifier.verify(token)
+        except UnknownSigningKey:
+            # Perhaps the gateway signs with a new key since: fetch its JWKS and try again.
+            if runtime.jwks is None or not await runtime.jwks.fetch_for_unknown_key():
+                raise
+            principal = verifier.verify(token)
         request.state.principal = principal  # who the audit row names
         return principal
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ class ProductionKey:
 
     fields: dict[str, KeyKind]
     dev_file: str
+    required: bool = True  # False: may be left unset, but never be a dev key
 
 
 def _same_key(kind: KeyKind, configured: str, dev: bytes) -> bool:
@@ -82,15 +84,15 @@ def _same_key(kind: KeyKind, configured: str, dev: bytes) -> bool:
         return any(k.strip().encode() == dev.strip() for k in configured.split(","))
     try:
         dev_public = load_private_key(dev).public_key()
-        public = (
-            load_private_key(configured).public_key()
+        publics = (
+            [load_private_key(configured).public_key()]
             if kind == "private_pem"
-            else load_public_key(configured)
+            else load_public_keys(configured)
         )
     except ValueError:
         return False  # not a usable key at all: loading it later says so
     raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    return public.public_bytes(*raw) == dev_public.public_bytes(*raw)
+    return any(p.public_bytes(*raw) == dev_public.public_bytes(*raw) for p in publics)
 
 
 def production_key_problems(
@@ -106,7 +108,7 @@ def production_key_problems(
         configured = [
             (name, kind, values[name]) for name, kind in key.fields.items() if values.get(name)
         ]
-        if not configured:
+        if not configured and key.required:
             problems.append(f"{' or '.join(env_names[name] for name in key.fields)} is not set")
         dev_path = data_dir / "dev-keys" / key.dev_file
         if not dev_path.is_file():
@@ -147,6 +149,18 @@ def load_public_key(pem: str | bytes) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("expected an Ed25519 public key")
     return key
+
+
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOTALL)
+
+
+def load_public_keys(pems: str) -> list[Ed25519PublicKey]:
+    """Every Ed25519 public key of a text holding one PEM block or several (a setting lists
+    the keys accepted while one is rotated so)."""
+    blocks = [match.group(0) for match in _PEM_BLOCK.finditer(pems)]
+    if not blocks:
+        raise ValueError("expected one or more PEM blocks of Ed25519 public keys")
+    return [load_public_key(block) for block in blocks]
 
 
 def key_id(public: Ed25519PublicKey) -> str:

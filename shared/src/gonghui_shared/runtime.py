@@ -7,6 +7,7 @@ so the relay and consumers drain before the connections close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -68,10 +69,13 @@ def load_jwt_private_key(settings: ServiceSettings) -> Ed25519PrivateKey:
 
 
 def load_verifier(settings: ServiceSettings) -> TokenVerifier:
-    """The verifier from local keys: the issuer's own key, the configured PEM, or the dev key."""
+    """The verifier from local keys: the issuer's own key (and those it accepts beside it),
+    the configured PEMs, or the dev key."""
     if settings.jwt_public_key and not settings.issues_tokens:
-        return TokenVerifier(keys.load_public_key(settings.jwt_public_key))
-    return TokenVerifier(load_jwt_private_key(settings).public_key())
+        return TokenVerifier(keys.load_public_keys(settings.jwt_public_key))
+    signing = load_jwt_private_key(settings).public_key()
+    accepted = settings.jwt_accepted_public_keys if settings.issues_tokens else None
+    return TokenVerifier([signing, *(keys.load_public_keys(accepted) if accepted else [])])
 
 
 class JwksUnavailable(RuntimeError):
@@ -119,6 +123,89 @@ async def build_verifier(settings: ServiceSettings) -> TokenVerifier:
     return load_verifier(settings)
 
 
+class JwksRefresher:
+    """Keeps a verifier's keys those the gateway's JWKS publishes while the service runs, so
+    a signing key can be rotated without restarting the services (README, "Rotate keys").
+
+    The JWKS is fetched again every `every_seconds`, which also withdraws a key the gateway
+    no longer publishes, and at once when a token names a key not yet known
+    (`fetch_for_unknown_key`), though not more often than every `MIN_INTERVAL_SECONDS`: a
+    made-up `kid` must not turn every request into a fetch. A failed fetch keeps the keys
+    held and is logged; the next one tries again."""
+
+    MIN_INTERVAL_SECONDS = 10.0
+
+    def __init__(
+        self,
+        url: str,
+        verifier: TokenVerifier,
+        every_seconds: float,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url
+        self.verifier = verifier
+        self.every_seconds = every_seconds
+        self.transport = transport
+        self._fetched_at = time.monotonic()  # start-up has just fetched it
+        self._fetching: asyncio.Task[bool] | None = None
+        self._schedule: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_settings(
+        cls, settings: ServiceSettings, verifier: TokenVerifier
+    ) -> JwksRefresher | None:
+        """The refresher of a verifier `build_verifier` made from the JWKS; None otherwise."""
+        if settings.jwks_url and not settings.issues_tokens:
+            return cls(settings.jwks_url, verifier, settings.jwks_refresh_seconds)
+        return None
+
+    def start(self) -> None:
+        self._schedule = asyncio.create_task(self._every(), name="jwks-refresh")
+
+    async def stop(self) -> None:
+        for task in (self._schedule, self._fetching):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def fetch_for_unknown_key(self) -> bool:
+        """Fetch the JWKS for a token naming an unknown key, unless that was done moments
+        ago; whether the keys were fetched, so the token is worth verifying again. Callers
+        at once share one fetch."""
+        if self._fetching is None:
+            if time.monotonic() - self._fetched_at < self.MIN_INTERVAL_SECONDS:
+                return False
+            self._fetching = asyncio.create_task(self._fetch("a token of an unknown key"))
+            self._fetching.add_done_callback(self._fetched)
+        return await asyncio.shield(self._fetching)
+
+    def _fetched(self, task: asyncio.Task[bool]) -> None:
+        if self._fetching is task:
+            self._fetching = None
+
+    async def _every(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_seconds)
+            await self._fetch("scheduled")
+
+    async def _fetch(self, reason: str) -> bool:
+        self._fetched_at = time.monotonic()
+        try:
+            found = await fetch_jwks(self.url, wait_seconds=0, transport=self.transport)
+        except JwksUnavailable as exc:
+            log.warning("JWKS not fetched; verifying with the keys held", extra={"error": str(exc)})
+            return False
+        added, withdrawn = self.verifier.replace_keys(found)
+        if added or withdrawn:
+            log.info(
+                "JWKS keys changed",
+                extra={"reason": reason, "added": sorted(added), "withdrawn": sorted(withdrawn)},
+            )
+        return True
+
+
 def load_pii_cipher(settings: ServiceSettings) -> PiiCipher:
     production = settings.production
     if settings.pii_keys:
@@ -147,6 +234,8 @@ class ServiceRuntime:
     reads: ReadPool
     consumers: list[EventConsumer] = field(default_factory=list)
     tracing: Tracing = field(default_factory=Tracing)
+    # Set when the verifier's keys come from the gateway's JWKS: keeps them current.
+    jwks: JwksRefresher | None = None
 
     @classmethod
     def create(
@@ -200,6 +289,8 @@ class ServiceRuntime:
         )
 
     def start(self, inbox: Table | None = None, subscriptions: Sequence[Subscription] = ()) -> None:
+        if self.jwks is not None:
+            self.jwks.start()
         self.bus.start()
         self.relay.start()
         for sub in subscriptions:
@@ -214,6 +305,8 @@ class ServiceRuntime:
             await consumer.stop()
         await self.relay.stop()
         await self.bus.close()
+        if self.jwks is not None:
+            await self.jwks.stop()
         await self.reads.dispose()
         await self.db.dispose()
         if self.tracing.enabled:

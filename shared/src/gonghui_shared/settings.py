@@ -17,12 +17,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gonghui_shared.keys import ProductionKey, production_key_problems
 
 
-def platform_field(name: str, default: Any, description: str) -> Any:
+def platform_field(name: str, default: Any, description: str, **constraints: Any) -> Any:
     """A field read from `GONGHUI_<NAME>` (or passed by its own name)."""
     return Field(
         default,
         validation_alias=AliasChoices(f"GONGHUI_{name.upper()}", name),
         description=description,
+        **constraints,
     )
 
 
@@ -103,10 +104,19 @@ class ServiceSettings(BaseSettings):
         "db_connect_timeout", 5.0, "seconds to wait for a new PostgreSQL connection"
     )
     jwt_public_key: str | None = platform_field(
-        "jwt_public_key", None, "PEM of the Ed25519 key that verifies access tokens"
+        "jwt_public_key",
+        None,
+        "PEM of the Ed25519 key that verifies access tokens (several PEM blocks: any of them)",
     )
     jwt_private_key: str | None = platform_field(
         "jwt_private_key", None, "PEM of the Ed25519 key that signs access tokens (issuers only)"
+    )
+    jwt_accepted_public_keys: str | None = platform_field(
+        "jwt_accepted_public_keys",
+        None,
+        "issuers only: PEM blocks of other Ed25519 keys whose tokens are accepted and "
+        "published in the JWKS beside the signing key's (the next key before a rotation, "
+        "the previous one after it)",
     )
     jwks_url: str | None = platform_field(
         "jwks_url",
@@ -116,6 +126,13 @@ class ServiceSettings(BaseSettings):
     )
     jwks_wait_seconds: float = platform_field(
         "jwks_wait_seconds", 30.0, "how long start-up keeps retrying the JWKS before giving up"
+    )
+    jwks_refresh_seconds: float = platform_field(
+        "jwks_refresh_seconds",
+        300.0,
+        "how often the JWKS is fetched again (a token of a key not yet known fetches it at "
+        "once, at most every 10 s)",
+        gt=0,
     )
     trusted_proxies: str = platform_field(
         "trusted_proxies",
@@ -164,20 +181,28 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def production_keys(cls) -> tuple[ProductionKey, ...]:
         """The keys this service needs in production; a service adds its own to these."""
+        tokens: tuple[ProductionKey, ...]
         if cls.issues_tokens:
-            tokens = ProductionKey({"jwt_private_key": "private_pem"}, "jwt_ed25519.pem")
+            tokens = (
+                ProductionKey({"jwt_private_key": "private_pem"}, "jwt_ed25519.pem"),
+                ProductionKey(
+                    {"jwt_accepted_public_keys": "public_pem"}, "jwt_ed25519.pem", required=False
+                ),
+            )
         else:
             # Any one the runtime can verify with (`build_verifier`); each set one is checked.
-            tokens = ProductionKey(
-                {
-                    "jwks_url": "url",
-                    "jwt_public_key": "public_pem",
-                    "jwt_private_key": "private_pem",
-                },
-                "jwt_ed25519.pem",
+            tokens = (
+                ProductionKey(
+                    {
+                        "jwks_url": "url",
+                        "jwt_public_key": "public_pem",
+                        "jwt_private_key": "private_pem",
+                    },
+                    "jwt_ed25519.pem",
+                ),
             )
         return (
-            tokens,
+            *tokens,
             ProductionKey({"pii_keys": "fernet_list"}, "pii.key"),
             ProductionKey({"pii_hash_key": "secret"}, "pii-hash.key"),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 import httpx
 import jwt
@@ -12,8 +13,15 @@ from fastapi import FastAPI
 from gateway.accounts.deps import RevocationCache
 from gateway.accounts.testing import ADMIN_PASSWORD, COUNTY_A, Gateway
 from gateway.config import GatewaySettings
+from gateway.main import create_app
 from gonghui_shared.auth import Principal, TokenIssuer, TokenVerifier
-from gonghui_shared.keys import keys_from_jwks, load_private_key, new_ed25519_pem
+from gonghui_shared.keys import (
+    key_id,
+    keys_from_jwks,
+    load_private_key,
+    new_ed25519_pem,
+    public_pem,
+)
 from gonghui_shared.permissions import Role
 from gonghui_shared.runtime import fetch_jwks, load_jwt_private_key
 
@@ -148,6 +156,47 @@ async def test_the_jwks_publishes_the_key_that_verifies_access_tokens(
     url = "http://gateway/.well-known/jwks.json"
     fetched = await fetch_jwks(url, wait_seconds=1, transport=transport)
     assert TokenVerifier(fetched).verify(access).subject
+
+
+async def test_while_the_signing_key_rotates_both_keys_are_published_and_accepted(
+    settings: GatewaySettings, client: httpx.AsyncClient
+) -> None:
+    old = load_jwt_private_key(settings)  # the session's key: the one before the rotation
+    new_pem = new_ed25519_pem()
+    new = load_private_key(new_pem)
+    rotated = settings.model_copy(
+        update={
+            "jwt_private_key": new_pem.decode(),
+            "jwt_accepted_public_keys": public_pem(old),
+            "subject_root": f"{settings.subject_root}rot{uuid.uuid4().hex[:6]}",
+        }
+    )
+    app = create_app(rotated)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as rotating:
+            jwks = (await rotating.get("/.well-known/jwks.json")).json()
+            # The signing key first: a JWKS reader that takes one key takes that.
+            assert [jwk["kid"] for jwk in jwks["keys"]] == [
+                key_id(new.public_key()),
+                key_id(old.public_key()),
+            ]
+            assert app.state.accounts.issuer.kid == key_id(new.public_key())
+            admin = Principal(subject="a", role=Role.platform_admin)
+            for key in (old, new):
+                token = TokenIssuer(key).issue(admin)
+                answer = await rotating.get("/v1/accounts", headers=bearer(token))
+                assert answer.status_code == 200, answer.text
+            stranger = TokenIssuer(load_private_key(new_ed25519_pem())).issue(admin)
+            answer = await rotating.get("/v1/accounts", headers=bearer(stranger))
+            assert answer.status_code == 401
+    # The gateway without the setting accepts its own key's tokens alone.
+    answer = await client.get("/v1/accounts", headers=bearer(TokenIssuer(new).issue(admin)))
+    assert answer.status_code == 401
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_deactivation_signs_the_account_out_everywhere(gw: Gateway) -> None:

@@ -90,10 +90,14 @@ async def verify_code(
 
 
 @router.get("/.well-known/jwks.json")
-async def jwks(state: AccountsDep, response: Response) -> dict[str, Any]:
-    """The public key that verifies every access token (RFC 7517; OKP/Ed25519 with its kid)."""
+async def jwks(request: Request, state: AccountsDep, response: Response) -> dict[str, Any]:
+    """The public keys that verify access tokens (RFC 7517; OKP/Ed25519, each with its kid):
+    first the one that signs them, then any accepted beside it while keys rotate
+    (`GONGHUI_JWT_ACCEPTED_PUBLIC_KEYS`)."""
     response.headers["Cache-Control"] = "public, max-age=300"
-    return {"keys": [public_jwk(state.issuer.public_key)]}
+    signing = public_jwk(state.issuer.public_key)
+    accepted = [public_jwk(key) for key in request.app.state.runtime.verifier.public_keys]
+    return {"keys": [signing, *(jwk for jwk in accepted if jwk["kid"] != signing["kid"])]}
 
 
 @router.post("/v1/accounts", status_code=status.HTTP_201_CREATED)
