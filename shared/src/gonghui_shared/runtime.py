@@ -124,8 +124,9 @@ async def build_verifier(settings: ServiceSettings) -> TokenVerifier:
 
 
 class JwksRefresher:
-    """Keeps a verifier's keys those the gateway's JWKS publishes while the service runs, so
-    a signing key can be rotated without restarting the services (README, "Rotate keys").
+    """Keeps a verifier's keys the same as those the gateway's JWKS publishes while the
+    service runs, so a signing key can be rotated without restarting the services (README,
+    "Rotate keys").
 
     The JWKS is fetched again every `every_seconds`, which also withdraws a key the gateway
     no longer publishes, and at once when a token names a key not yet known
@@ -135,18 +136,10 @@ class JwksRefresher:
 
     MIN_INTERVAL_SECONDS = 10.0
 
-    def __init__(
-        self,
-        url: str,
-        verifier: TokenVerifier,
-        every_seconds: float,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+    def __init__(self, url: str, verifier: TokenVerifier, every_seconds: float) -> None:
         self.url = url
         self.verifier = verifier
         self.every_seconds = every_seconds
-        self.transport = transport
         self._fetched_at = time.monotonic()  # start-up has just fetched it
         self._fetching: asyncio.Task[bool] | None = None
         self._schedule: asyncio.Task[None] | None = None
@@ -193,7 +186,7 @@ class JwksRefresher:
     async def _fetch(self, reason: str) -> bool:
         self._fetched_at = time.monotonic()
         try:
-            found = await fetch_jwks(self.url, wait_seconds=0, transport=self.transport)
+            found = await fetch_jwks(self.url, wait_seconds=0)
         except JwksUnavailable as exc:
             log.warning("JWKS not fetched; verifying with the keys held", extra={"error": str(exc)})
             return False
