@@ -155,8 +155,8 @@ _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOTA
 
 
 def load_public_keys(pems: str) -> list[Ed25519PublicKey]:
-    """Every Ed25519 public key of a text holding one PEM block or several (a setting lists
-    the keys accepted while one is rotated so)."""
+    """Every Ed25519 public key in a text of one PEM block or several: while a signing key
+    is rotated, a setting lists the old and the new one."""
     blocks = [match.group(0) for match in _PEM_BLOCK.finditer(pems)]
     if not blocks:
         raise ValueError("expected one or more PEM blocks of Ed25519 public keys")
